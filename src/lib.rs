@@ -12,4 +12,5 @@ pub mod v1 {
 }
 
 /// Encoded `google.protobuf.FileDescriptorSet` of `todo.v1` and every file it imports.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/todo_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/todo_descriptor.bin"));

@@ -1,0 +1,159 @@
+//! The server stack, built in one place: limits, TLS, the authentication
+//! layer, and the routes (ToDo service, health, reflection).
+
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::{
+    body::Body,
+    service::Routes,
+    transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+use tower::{Layer, util::BoxCloneServiceLayer};
+
+use crate::{service::ToDoApi, store::Store};
+use todo_proto::v1::to_do_service_server::ToDoServiceServer;
+
+/// Largest request message accepted (64 KiB); larger ones are RESOURCE_EXHAUSTED.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest response message sent (a full page of long descriptions fits).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Largest HTTP/2 header list accepted: room for a 250 KB token, so that an
+/// oversized token is refused by the token check with a clear reason.
+pub const MAX_HEADER_LIST_BYTES: u32 = 320 * 1024;
+/// Concurrent HTTP/2 streams per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Longest time a call may take before it is cancelled.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The gRPC health service name of the ToDo service.
+pub const SERVICE_NAME: &str = "todo.v1.ToDoService";
+
+/// The authentication layer wrapped around every route: it must put an
+/// [`entra_auth::Caller`] into each request it lets through, and answer
+/// every other request itself.
+pub type AuthLayer =
+    BoxCloneServiceLayer<Routes, http::Request<Body>, http::Response<Body>, Infallible>;
+
+/// Reports whether everything a call needs is ready (for example: signing
+/// keys loaded). Polled by the health service.
+pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How the server listens, apart from the socket itself.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Serve TLS with this certificate chain and key; plain HTTP/2 when `None`.
+    pub tls: Option<Identity>,
+    /// Extra readiness condition beyond the store answering; `None` means
+    /// always ready.
+    pub ready: Option<ReadinessCheck>,
+    /// How often readiness is re-evaluated (default 1 s).
+    pub readiness_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("tls", &self.tls.is_some())
+            .field("readiness_interval", &self.readiness_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves the ToDo API on `listener` until `shutdown` completes, then stops
+/// accepting and waits for in-flight calls to finish.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    auth: AuthLayer,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let readiness = tokio::spawn(track_readiness(
+        health,
+        Arc::clone(&store),
+        options.ready.clone(),
+        options.readiness_interval.unwrap_or(Duration::from_secs(1)),
+    ));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(todo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(todo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+
+    let todo = ToDoServiceServer::new(ToDoApi::new(store))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+
+    let routes = Routes::new(todo)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    // Every route, health and reflection included, sits behind the
+    // authentication layer; it decides which paths are public.
+    let service = auth.layer(routes);
+
+    let mut server = Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let Some(identity) = options.tls {
+        server = server.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let result = server
+        .serve_with_incoming_shutdown(service, TcpIncoming::from(listener), shutdown)
+        .await;
+    readiness.abort();
+    result
+}
+
+/// Keeps the health service in step with readiness: SERVING only while the
+/// store answers and the extra check (signing keys loaded) passes.
+async fn track_readiness(
+    health: tonic_health::server::HealthReporter,
+    store: Arc<dyn Store>,
+    ready: Option<ReadinessCheck>,
+    interval: Duration,
+) {
+    let mut last = None;
+    loop {
+        let store_ok =
+            match tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "store is not ready");
+                    false
+                }
+                Err(_) => false,
+            };
+        let serving = store_ok && ready.as_ref().is_none_or(|check| check());
+        if last != Some(serving) {
+            let status = if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status(SERVICE_NAME, status).await;
+            health.set_service_status("", status).await;
+            tracing::info!(serving, "health status changed");
+            last = Some(serving);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
