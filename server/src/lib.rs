@@ -8,6 +8,7 @@
 //! - [`store`] holds the storage trait and its backends (SQLite).
 
 pub mod app;
+pub mod config;
 mod page_token;
 pub mod service;
 pub mod store;

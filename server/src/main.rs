@@ -1,1 +1,115 @@
-fn main() {}
+//! `todo-server`: the ToDo gRPC service behind Entra token validation.
+//!
+//! Run `todo-server --help` for every setting; the README shows how to point
+//! it at the dev authority or at a real Entra tenant.
+
+use std::{process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::Parser;
+use todo_server::{
+    ServeOptions,
+    config::{Args, LogFormat},
+    store,
+};
+use tokio::net::TcpListener;
+use tower::util::BoxCloneServiceLayer;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("todo-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let resolved = args.resolve()?;
+    let pg = store::PostgresOptions {
+        max_connections: args.db_max_connections,
+        ..Default::default()
+    };
+    let store = store::open(&args.database, &pg)
+        .await
+        .with_context(|| format!("opening {}", store::redact_url(&args.database)))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read(cert)
+                .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
+            let key_pem = std::fs::read(key)
+                .with_context(|| format!("reading TLS key {}", key.display()))?;
+            Some(tonic::transport::Identity::from_pem(cert_pem, key_pem))
+        }
+        _ => None,
+    };
+
+    tracing::info!(
+        authority = %resolved.auth.authority,
+        audiences = ?resolved.auth.effective_audiences(),
+        "validating Entra access tokens"
+    );
+    let validator = entra_auth::Validator::new(resolved.auth).context("token validation")?;
+    let auth = BoxCloneServiceLayer::new(validator.layer(resolved.permissions));
+    let ready = {
+        let validator = validator.clone();
+        Arc::new(move || validator.is_ready())
+    };
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        address = %listener.local_addr()?,
+        "todo-server listening ({scheme}); health stays NOT_SERVING until signing keys are loaded"
+    );
+    let options = ServeOptions {
+        tls,
+        ready: Some(ready),
+        readiness_interval: None,
+    };
+    todo_server::serve(listener, store, auth, options, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: draining in-flight calls");
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

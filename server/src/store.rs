@@ -1,12 +1,14 @@
 //! Storage of to-dos behind one trait, so that every backend (SQLite now,
 //! PostgreSQL for scale-out) passes the same test suite.
 
+mod postgres;
 mod sqlite;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// A stored to-do.
@@ -127,8 +129,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store named by a database URL: `sqlite://PATH` (relative or
-/// absolute, e.g. `sqlite://todo.db` or `sqlite:///var/lib/todo/todo.db`).
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// absolute, e.g. `sqlite://todo.db` or `sqlite:///var/lib/todo/todo.db`) or
+/// `postgres://…` / `postgresql://…` (pool settings from `pg`).
+pub async fn open(
+    url: &str,
+    pg: &PostgresOptions,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(PostgresStore::open(url, pg).await?));
+    }
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -142,7 +151,7 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         return Ok(std::sync::Arc::new(store));
     }
     Err(StoreError::Internal(format!(
-        "unsupported database URL scheme in {:?}: expected sqlite://PATH",
+        "unsupported database URL scheme in {:?}: expected sqlite://PATH or postgres://…",
         redact_url(url)
     )))
 }
