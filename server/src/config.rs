@@ -103,7 +103,11 @@ pub struct Args {
 
     /// ACL mode: client ids (azp) allowed to call every RPC even without
     /// roles or scopes in their token.
-    #[arg(long = "allowed-client", env = "TODO_ALLOWED_CLIENTS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-client",
+        env = "TODO_ALLOWED_CLIENTS",
+        value_delimiter = ','
+    )]
     pub allowed_clients: Vec<String>,
 
     /// App roles accepted by read RPCs (Get, List). Default:

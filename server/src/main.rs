@@ -42,8 +42,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => {
             let cert_pem = std::fs::read(cert)
                 .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
-            let key_pem = std::fs::read(key)
-                .with_context(|| format!("reading TLS key {}", key.display()))?;
+            let key_pem =
+                std::fs::read(key).with_context(|| format!("reading TLS key {}", key.display()))?;
             Some(tonic::transport::Identity::from_pem(cert_pem, key_pem))
         }
         _ => None,

@@ -21,15 +21,16 @@ use crate::util::{APP_OID, as_caller};
 const DB_ENV: &str = "TODO_CRASH_CHILD_DB";
 const PORT_FILE_ENV: &str = "TODO_CRASH_CHILD_PORT_FILE";
 
-/// The server half; does nothing unless started by [`acknowledged_creates_survive_kill_9`].
+/// The server half; does nothing unless started by [`start_child`].
 #[tokio::test]
-#[ignore = "started as a child process by acknowledged_creates_survive_kill_9"]
+#[ignore = "started as a child process by start_child"]
 async fn crash_child() {
     let (Some(db), Some(port_file)) = (std::env::var_os(DB_ENV), std::env::var_os(PORT_FILE_ENV))
     else {
         return;
     };
-    let store = todo_server::store::SqliteStore::open(PathBuf::from(db))
+    let db = db.into_string().expect("UTF-8 database URL");
+    let store = todo_server::store::open(&db, &Default::default())
         .await
         .expect("open");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -39,7 +40,7 @@ async fn crash_child() {
     std::fs::rename(&tmp, &port_file).unwrap();
     todo_server::serve(
         listener,
-        std::sync::Arc::new(store),
+        store,
         crate::util::test_auth_layer(),
         Default::default(),
         std::future::pending(),
@@ -48,16 +49,26 @@ async fn crash_child() {
     .unwrap();
 }
 
-struct ChildServer {
-    child: Child,
-    port: u16,
+/// A server in a process of its own.
+pub(crate) struct ChildServer {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
-fn start_child(db: &Path, dir: &Path) -> ChildServer {
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts [`crash_child`] in a new process serving the database `db_url`
+/// (`sqlite://…` or `postgres://…`); `dir` holds its port file.
+pub(crate) fn start_child(db_url: &str, dir: &Path) -> ChildServer {
     let port_file = dir.join(format!("port-{}", rand_suffix()));
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash::crash_child", "--ignored", "--nocapture"])
-        .env(DB_ENV, db)
+        .env(DB_ENV, db_url)
         .env(PORT_FILE_ENV, &port_file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -82,19 +93,33 @@ fn rand_suffix() -> u128 {
         .as_nanos()
 }
 
-async fn client(port: u16) -> ToDoServiceClient<tonic::transport::Channel> {
+pub(crate) async fn client(port: u16) -> ToDoServiceClient<tonic::transport::Channel> {
     ToDoServiceClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .expect("connect")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_creates_survive_kill_9() {
+async fn acknowledged_creates_survive_kill_9_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("todo.db");
+    let db = format!("sqlite://{}", dir.path().join("todo.db").display());
+    kill_9_keeps_acknowledged_creates(&db, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_kill_9_postgres() {
+    let Some(base) = crate::util::postgres_url() else {
+        return;
+    };
+    let schema = crate::util::PgSchema::create(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    kill_9_keeps_acknowledged_creates(&schema.url(), dir.path()).await;
+}
+
+async fn kill_9_keeps_acknowledged_creates(db: &str, dir: &Path) {
     let caller = format!("app:{APP_OID}");
 
-    let mut server = start_child(&db, dir.path());
+    let mut server = start_child(db, dir);
     let channel = client(server.port).await;
 
     // 16 writers create as fast as they can; the server is killed mid-burst.
@@ -139,7 +164,7 @@ async fn acknowledged_creates_survive_kill_9() {
         acked.insert(id, description);
     }
 
-    let mut restarted = start_child(&db, dir.path());
+    let mut restarted = start_child(db, dir);
     let mut client = client(restarted.port).await;
     let mut stored = BTreeMap::new();
     let mut token = String::new();

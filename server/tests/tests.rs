@@ -8,5 +8,6 @@ mod crash;
 mod e2e;
 mod grpcurl;
 mod python;
+mod replicas;
 mod store_suite;
 mod util;

@@ -205,7 +205,11 @@ impl PgSchema {
 
     /// A database URL whose connections use only this schema.
     pub(crate) fn url(&self) -> String {
-        let sep = if self.base_url.contains('?') { '&' } else { '?' };
+        let sep = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         format!(
             "{}{sep}options=-csearch_path%3D{}",
             self.base_url, self.name
