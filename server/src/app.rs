@@ -36,6 +36,15 @@ pub const SERVICE_NAME: &str = "todo.v1.ToDoService";
 pub type AuthLayer =
     BoxCloneServiceLayer<Routes, http::Request<Body>, http::Response<Body>, Infallible>;
 
+/// The production authentication layer: Entra token validation with
+/// `validator`, then the per-RPC `permissions` table.
+pub fn entra_layer(
+    validator: &entra_auth::Validator,
+    permissions: entra_auth::Permissions,
+) -> AuthLayer {
+    BoxCloneServiceLayer::new(validator.layer(permissions))
+}
+
 /// Reports whether everything a call needs is ready (for example: signing
 /// keys loaded). Polled by the health service.
 pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;

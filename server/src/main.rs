@@ -13,7 +13,6 @@ use todo_server::{
     store,
 };
 use tokio::net::TcpListener;
-use tower::util::BoxCloneServiceLayer;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,7 +54,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "validating Entra access tokens"
     );
     let validator = entra_auth::Validator::new(resolved.auth).context("token validation")?;
-    let auth = BoxCloneServiceLayer::new(validator.layer(resolved.permissions));
+    let auth = todo_server::app::entra_layer(&validator, resolved.permissions);
     let ready = {
         let validator = validator.clone();
         Arc::new(move || validator.is_ready())

@@ -4,6 +4,7 @@
 //! real socket; the tools other languages use (grpcurl, Python grpcio) are run
 //! for real against it.
 
+mod auth;
 mod crash;
 mod e2e;
 mod grpcurl;

@@ -1,0 +1,315 @@
+//! The server behind real Entra token validation, with tokens from the real
+//! dev authority over HTTPS: what each kind of caller may do, and what the
+//! answers say when it may not.
+
+use std::{sync::Arc, time::Duration};
+
+use dev_authority::{DevAuthority, defaults};
+use todo_proto::v1::{
+    CreateToDoRequest, ListToDosRequest, ToDo, to_do_service_client::ToDoServiceClient,
+};
+use tokio::{net::TcpListener, sync::oneshot};
+use tonic::{Code, Request, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_types::StatusExt;
+
+use crate::util::sqlite_store;
+
+struct Protected {
+    addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Protected {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Protected {
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+}
+
+fn validation_config(authority_url: &str, api_client_id: &str, ca_pem: &str) -> entra_auth::Config {
+    let mut config = entra_auth::Config::new(
+        entra_auth::Authority::parse(authority_url).expect("authority"),
+        api_client_id,
+    );
+    config.ca_pem = Some(ca_pem.as_bytes().to_vec());
+    config.retry_backoff_min = Duration::from_millis(100);
+    config.retry_backoff_max = Duration::from_millis(500);
+    config
+}
+
+/// A server validating tokens of `authority` with the default permission table.
+async fn protected_server(config: entra_auth::Config) -> Protected {
+    let (store, dir) = sqlite_store().await;
+    let validator = entra_auth::Validator::new(config).expect("validator");
+    let auth =
+        todo_server::app::entra_layer(&validator, todo_server::config::default_permissions());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let ready = {
+        let validator = validator.clone();
+        Arc::new(move || validator.is_ready())
+    };
+    tokio::spawn(todo_server::serve(
+        listener,
+        store,
+        auth,
+        todo_server::ServeOptions {
+            ready: Some(ready),
+            readiness_interval: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Protected {
+        addr,
+        stop: Some(tx),
+        _dir: dir,
+    }
+}
+
+fn api_client_id(authority: &DevAuthority) -> String {
+    authority
+        .registrations()
+        .api(defaults::TODO_API)
+        .expect("default API")
+        .client_id
+        .to_string()
+}
+
+fn bearer<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+fn create(description: &str) -> CreateToDoRequest {
+    CreateToDoRequest {
+        todo: Some(ToDo {
+            description: description.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn wait_serving(channel: Channel) {
+    let mut health = HealthClient::new(channel);
+    for _ in 0..200 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "todo.v1.ToDoService".into(),
+            })
+            .await
+            .expect("health is public")
+            .into_inner()
+            .status();
+        if status == ServingStatus::Serving {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server never became SERVING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_decide_what_each_client_may_do() {
+    let authority = DevAuthority::start(dev_authority::Config::ephemeral())
+        .await
+        .expect("dev authority");
+    let server = protected_server(validation_config(
+        &authority.authority_url(),
+        &api_client_id(&authority),
+        authority.ca_pem(),
+    ))
+    .await;
+    let channel = server.channel().await;
+    wait_serving(channel.clone()).await;
+    let mut client = ToDoServiceClient::new(channel);
+
+    // The read-write daemon: full CRUD, owner = its service principal.
+    let daemon_token = authority
+        .mint_token(defaults::DAEMON_CLIENT, defaults::TODO_API)
+        .unwrap();
+    let daemon_oid = authority
+        .registrations()
+        .client(defaults::DAEMON_CLIENT)
+        .unwrap()
+        .object_id
+        .to_string();
+    let created = client
+        .create_to_do(bearer(&daemon_token, create("Bake bread")))
+        .await
+        .expect("daemon may create")
+        .into_inner();
+    assert_eq!(created.owner, daemon_oid);
+
+    // The read-only client may list but not write.
+    let reader_token = authority
+        .mint_token(defaults::READER_CLIENT, defaults::TODO_API)
+        .unwrap();
+    let listed = client
+        .list_to_dos(bearer(&reader_token, ListToDosRequest::default()))
+        .await
+        .expect("reader may list")
+        .into_inner();
+    assert_eq!(listed.todos, vec![created.clone()]);
+    let denied = client
+        .create_to_do(bearer(&reader_token, create("not allowed")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(
+        denied.message().contains("ToDoList.ReadWrite.All"),
+        "names the accepted role: {}",
+        denied.message()
+    );
+
+    // No token: UNAUTHENTICATED with a plain Bearer challenge.
+    let anonymous = client
+        .list_to_dos(Request::new(ListToDosRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    assert_eq!(
+        anonymous.metadata().get("www-authenticate").unwrap(),
+        "Bearer"
+    );
+
+    // Garbage: UNAUTHENTICATED with invalid_token and a reason.
+    let garbage = client
+        .list_to_dos(bearer("not.a.jwt", ListToDosRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+    let challenge = garbage
+        .metadata()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
+    assert!(garbage.get_details_error_info().is_some());
+
+    // Nothing the refused calls sent was stored.
+    let all = client
+        .list_to_dos(bearer(&daemon_token, ListToDosRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.todos.len(), 1);
+    authority.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_another_authority_are_rejected() {
+    let ours = DevAuthority::start(dev_authority::Config::ephemeral())
+        .await
+        .unwrap();
+    let theirs = DevAuthority::start(dev_authority::Config::ephemeral())
+        .await
+        .unwrap();
+    let server = protected_server(validation_config(
+        &ours.authority_url(),
+        &api_client_id(&ours),
+        ours.ca_pem(),
+    ))
+    .await;
+    let channel = server.channel().await;
+    wait_serving(channel.clone()).await;
+    let mut client = ToDoServiceClient::new(channel);
+    let foreign = theirs
+        .mint_token(defaults::DAEMON_CLIENT, defaults::TODO_API)
+        .unwrap();
+    let status = client
+        .create_to_do(bearer(&foreign, create("intruder")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let reason = status.get_details_error_info().expect("ErrorInfo").reason;
+    assert!(
+        ["UNKNOWN_SIGNING_KEY", "INVALID_ISSUER", "INVALID_AUDIENCE"].contains(&reason.as_str()),
+        "{reason}"
+    );
+    assert!(
+        !status.message().contains(&foreign),
+        "never echoes the token"
+    );
+    ours.shutdown().await;
+    theirs.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_waits_for_an_authority_that_starts_late() {
+    // Learn a free port and fix the authority's identity in a state folder,
+    // then stop it: the server starts while the authority is down.
+    let state = tempfile::tempdir().unwrap();
+    let first = DevAuthority::start(dev_authority::Config::with_state_dir(state.path()))
+        .await
+        .unwrap();
+    let addr = first.local_addr();
+    let url = first.authority_url();
+    let api = api_client_id(&first);
+    let ca = first.ca_pem().to_owned();
+    let token = first
+        .mint_token(defaults::DAEMON_CLIENT, defaults::TODO_API)
+        .unwrap();
+    first.shutdown().await;
+
+    let server = protected_server(validation_config(&url, &api, &ca)).await;
+    let channel = server.channel().await;
+    let mut health = HealthClient::new(channel.clone());
+    let mut client = ToDoServiceClient::new(channel.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = health
+        .check(HealthCheckRequest {
+            service: "todo.v1.ToDoService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status();
+    assert_eq!(status, ServingStatus::NotServing, "no keys yet");
+    let refused = client
+        .list_to_dos(bearer(&token, ListToDosRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::Unavailable,
+        "fails closed, retryable: {refused:?}"
+    );
+
+    let again =
+        DevAuthority::start(dev_authority::Config::with_state_dir(state.path()).listen(addr))
+            .await
+            .unwrap();
+    wait_serving(channel).await;
+    client
+        .list_to_dos(bearer(&token, ListToDosRequest::default()))
+        .await
+        .expect("works once the authority is back");
+    again.shutdown().await;
+}
