@@ -313,3 +313,72 @@ async fn server_waits_for_an_authority_that_starts_late() {
         .expect("works once the authority is back");
     again.shutdown().await;
 }
+
+/// A stock Microsoft client library (MSAL for Python) gets a token from the
+/// dev authority with a secret and with a certificate, and the server
+/// accepts both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msal_python_tokens_are_accepted() {
+    let python = std::env::var("TODO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let authority = DevAuthority::start(dev_authority::Config::ephemeral())
+        .await
+        .unwrap();
+    let server = protected_server(validation_config(
+        &authority.authority_url(),
+        &api_client_id(&authority),
+        authority.ca_pem(),
+    ))
+    .await;
+    let channel = server.channel().await;
+    wait_serving(channel.clone()).await;
+    let mut client = ToDoServiceClient::new(channel);
+
+    let settings = authority.client_settings(defaults::DAEMON_CLIENT).unwrap();
+    let cert_path = authority.state_dir().join(defaults::DAEMON_CERT_FILE);
+    let key_path = authority.state_dir().join(defaults::DAEMON_KEY_FILE);
+    let script = r#"
+import os, sys, msal
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+cert_pem = open(os.environ["CERT"], "rb").read()
+thumbprint = x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA1()).hex()
+credentials = {
+    "secret": os.environ["SECRET"],
+    "certificate": {"private_key": open(os.environ["KEY"]).read(), "thumbprint": thumbprint,
+                    "public_certificate": cert_pem.decode()},
+}
+app = msal.ConfidentialClientApplication(
+    os.environ["CLIENT_ID"], authority=os.environ["AUTHORITY"],
+    client_credential=credentials[sys.argv[1]], instance_discovery=False)
+result = app.acquire_token_for_client(scopes=[os.environ["SCOPE"]])
+if "access_token" not in result:
+    sys.exit("MSAL failed: %s %s" % (result.get("error"), result.get("error_description")))
+print(result["access_token"])
+"#;
+    for kind in ["secret", "certificate"] {
+        let out = std::process::Command::new(&python)
+            .args(["-c", script, kind])
+            .env("AUTHORITY", &settings.authority)
+            .env("CLIENT_ID", &settings.client_id)
+            .env("SCOPE", &settings.scope)
+            .env("SECRET", settings.client_secret.as_ref().unwrap().expose())
+            .env("CERT", &cert_path)
+            .env("KEY", &key_path)
+            .env("REQUESTS_CA_BUNDLE", authority.ca_path())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+        assert!(
+            out.status.success(),
+            "MSAL ({kind}) failed (is msal installed? scripts/test.sh installs it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let created = client
+            .create_to_do(bearer(&token, create(&format!("via MSAL ({kind})"))))
+            .await
+            .unwrap_or_else(|s| panic!("the server refused MSAL's {kind} token: {s:?}"))
+            .into_inner();
+        assert_eq!(created.description, format!("via MSAL ({kind})"));
+    }
+    authority.shutdown().await;
+}
