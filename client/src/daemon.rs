@@ -51,10 +51,10 @@ pub enum DaemonError {
 
 impl DaemonError {
     fn from_status(status: Status, server: &str) -> Self {
-        if let Some(source) = std::error::Error::source(&status) {
-            if let Some(e) = source.downcast_ref::<entra_token_provider::Error>() {
-                return DaemonError::Token(e.to_string());
-            }
+        if let Some(e) = std::error::Error::source(&status)
+            .and_then(|source| source.downcast_ref::<entra_token_provider::Error>())
+        {
+            return DaemonError::Token(e.to_string());
         }
         match status.code() {
             Code::Unauthenticated => {

@@ -135,12 +135,15 @@ impl ToDoService for ToDoApi {
             .todo
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("todo is required"))?;
-        if let Some(mask) = &req.update_mask {
-            if let Some(path) = mask.paths.iter().find(|p| p.as_str() != "description") {
-                return Err(Status::invalid_argument(format!(
-                    "update_mask names {path:?}, but only \"description\" can be updated"
-                )));
-            }
+        if let Some(path) = req
+            .update_mask
+            .iter()
+            .flat_map(|mask| &mask.paths)
+            .find(|p| p.as_str() != "description")
+        {
+            return Err(Status::invalid_argument(format!(
+                "update_mask names {path:?}, but only \"description\" can be updated"
+            )));
         }
         let description = description(&todo.description, "todo.description")?;
         let record = self

@@ -66,21 +66,27 @@ impl Drop for ChildServer {
 /// (`sqlite://…` or `postgres://…`); `dir` holds its port file.
 pub(crate) fn start_child(db_url: &str, dir: &Path) -> ChildServer {
     let port_file = dir.join(format!("port-{}", rand_suffix()));
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::crash_child", "--ignored", "--nocapture"])
-        .env(DB_ENV, db_url)
-        .env(PORT_FILE_ENV, &port_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child server");
+    let mut server = ChildServer {
+        child: Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash::crash_child", "--ignored", "--nocapture"])
+            .env(DB_ENV, db_url)
+            .env(PORT_FILE_ENV, &port_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child server"),
+        port: 0,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(text) = std::fs::read_to_string(&port_file) {
-            if let Ok(port) = text.trim().parse() {
-                return ChildServer { child, port };
-            }
+        let port = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        if let Some(port) = port {
+            server.port = port;
+            return server;
         }
+        // On failure, dropping `server` kills the child.
         assert!(Instant::now() < deadline, "child server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -19,7 +19,7 @@ use tokio_postgres::{NoTls, Row};
 use super::{NewToDo, Store, StoreError, ToDoRecord, Visibility, now_us};
 
 /// Key of the advisory lock that serialises migrations across replicas.
-const MIGRATION_LOCK: i64 = 0x7_0d0_5e4e;
+const MIGRATION_LOCK: i64 = 0x70d0_5e4e;
 
 /// Schema migrations, applied in order and recorded in
 /// `todo_schema_migrations`. Never edit an entry: append a new one.
