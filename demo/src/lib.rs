@@ -74,7 +74,7 @@ impl System {
                     tls.key_pem.expose(),
                 )),
                 ready: Some(ready),
-                readiness_interval: None,
+                ..Default::default()
             },
             async {
                 let _ = stopped.await;

@@ -10,9 +10,14 @@ use tonic::{
     transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
-use tower::{Layer, util::BoxCloneServiceLayer};
+use tower::{ServiceBuilder, util::BoxCloneServiceLayer};
 
-use crate::{service::ToDoApi, store::Store};
+use crate::{
+    limits::{ClientRateLimit, ShedLayer},
+    metrics::MetricsLayer,
+    service::ToDoApi,
+    store::Store,
+};
 use todo_proto::v1::to_do_service_server::ToDoServiceServer;
 
 /// Largest request message accepted (64 KiB); larger ones are RESOURCE_EXHAUSTED.
@@ -26,6 +31,13 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 320 * 1024;
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
 /// Longest time a call may take before it is cancelled.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Calls in flight before new ones are shed, unless configured.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1024;
+
+/// Health service name that reports liveness: SERVING while the process
+/// serves at all, whatever its dependencies do.
+pub const LIVENESS_SERVICE: &str = "liveness";
 
 /// The gRPC health service name of the ToDo service.
 pub const SERVICE_NAME: &str = "todo.v1.ToDoService";
@@ -59,6 +71,12 @@ pub struct ServeOptions {
     pub ready: Option<ReadinessCheck>,
     /// How often readiness is re-evaluated (default 1 s).
     pub readiness_interval: Option<Duration>,
+    /// Most calls in flight across all connections before new ones are shed
+    /// with RESOURCE_EXHAUSTED (default [`DEFAULT_MAX_CONCURRENT_CALLS`]).
+    pub max_concurrent_calls: Option<usize>,
+    /// Per-client (`azp`) rate limit of ToDo calls: calls per second and
+    /// burst. Default: none.
+    pub client_rate_limit: Option<(f64, u32)>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -86,6 +104,9 @@ pub async fn serve(
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
+    health
+        .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+        .await;
     let readiness = tokio::spawn(track_readiness(
         health,
         Arc::clone(&store),
@@ -104,7 +125,10 @@ pub async fn serve(
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
 
-    let todo = ToDoServiceServer::new(ToDoApi::new(store))
+    let rate_limit = options
+        .client_rate_limit
+        .map(|(per_second, burst)| Arc::new(ClientRateLimit::new(per_second, burst)));
+    let todo = ToDoServiceServer::new(ToDoApi::new(store).with_rate_limit(rate_limit))
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
@@ -112,9 +136,19 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    // Every route, health and reflection included, sits behind the
-    // authentication layer; it decides which paths are public.
-    let service = auth.layer(routes);
+    let service = ServiceBuilder::new()
+        // Count every call, shed ones included.
+        .layer(MetricsLayer)
+        // Answer RESOURCE_EXHAUSTED at once beyond the cap: no unbounded queue.
+        .layer(ShedLayer::new(
+            options
+                .max_concurrent_calls
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
+        ))
+        // Every route, health and reflection included, sits behind the
+        // authentication layer; it decides which paths are public.
+        .layer(auth)
+        .service(routes);
 
     let mut server = Server::builder()
         .timeout(REQUEST_TIMEOUT)

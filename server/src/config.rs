@@ -65,6 +65,22 @@ pub struct Args {
     #[arg(long, env = "TODO_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
 
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (off by default).
+    #[arg(long, env = "TODO_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Most calls in flight; more are answered RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "TODO_MAX_CONCURRENT_CALLS", default_value_t = crate::app::DEFAULT_MAX_CONCURRENT_CALLS)]
+    pub max_concurrent_calls: usize,
+
+    /// Per-client (azp) limit of ToDo calls per second (off by default).
+    #[arg(long, env = "TODO_CLIENT_RATE_LIMIT")]
+    pub client_rate_limit: Option<f64>,
+
+    /// Burst allowed above --client-rate-limit.
+    #[arg(long, env = "TODO_CLIENT_RATE_BURST", default_value_t = 20)]
+    pub client_rate_burst: u32,
+
     /// The sample's appsettings.json; its `AzureAd` section is read.
     #[arg(long, env = "TODO_CONFIG")]
     pub config: Option<PathBuf>,

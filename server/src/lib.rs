@@ -9,6 +9,8 @@
 
 pub mod app;
 pub mod config;
+pub mod limits;
+pub mod metrics;
 mod page_token;
 pub mod service;
 pub mod store;

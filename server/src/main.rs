@@ -68,10 +68,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         address = %listener.local_addr()?,
         "todo-server listening ({scheme}); health stays NOT_SERVING until signing keys are loaded"
     );
+    if let Some(listen) = args.metrics_listen {
+        todo_server::metrics::install(listen)
+            .with_context(|| format!("serving metrics on {listen}"))?;
+        tracing::info!(address = %listen, "Prometheus metrics at /metrics");
+    }
     let options = ServeOptions {
         tls,
         ready: Some(ready),
         readiness_interval: None,
+        max_concurrent_calls: Some(args.max_concurrent_calls),
+        client_rate_limit: args
+            .client_rate_limit
+            .map(|per_second| (per_second, args.client_rate_burst)),
     };
     todo_server::serve(listener, store, auth, options, shutdown_signal()).await?;
     tracing::info!("stopped");

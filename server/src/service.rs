@@ -17,6 +17,7 @@ use todo_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::{
+    limits::ClientRateLimit,
     page_token,
     store::{NewToDo, Store, StoreError, ToDoRecord, Visibility},
 };
@@ -32,6 +33,7 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 #[derive(Clone)]
 pub struct ToDoApi {
     store: Arc<dyn Store>,
+    rate_limit: Option<Arc<ClientRateLimit>>,
 }
 
 impl std::fmt::Debug for ToDoApi {
@@ -43,7 +45,25 @@ impl std::fmt::Debug for ToDoApi {
 impl ToDoApi {
     /// A service that keeps its to-dos in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            rate_limit: None,
+        }
+    }
+
+    /// Limits each client's (`azp`) calls, when given.
+    pub fn with_rate_limit(mut self, limit: Option<Arc<ClientRateLimit>>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// The caller of `request`, after its rate limit.
+    fn admit<'a, T>(&self, request: &'a Request<T>) -> Result<&'a Caller, Status> {
+        let caller = caller(request)?;
+        if let Some(limit) = &self.rate_limit {
+            limit.check(&caller.azp)?;
+        }
+        Ok(caller)
     }
 }
 
@@ -53,7 +73,7 @@ impl ToDoService for ToDoApi {
         &self,
         request: Request<CreateToDoRequest>,
     ) -> Result<Response<ToDo>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.admit(&request)?;
         let todo = request
             .get_ref()
             .todo
@@ -70,13 +90,19 @@ impl ToDoService for ToDoApi {
         } else {
             caller.oid.clone()
         };
-        let record = self.store.create(NewToDo { owner, description }).await?;
-        tracing::info!(id = record.id, azp = %caller.azp, oid = %caller.oid, "created to-do");
-        Ok(Response::new(to_proto(record)))
+        let result = self.store.create(NewToDo { owner, description }).await;
+        audit(
+            &request,
+            caller,
+            "create",
+            result.as_ref().map(|r| r.id).ok(),
+            &result,
+        );
+        Ok(Response::new(to_proto(result?)))
     }
 
     async fn get_to_do(&self, request: Request<GetToDoRequest>) -> Result<Response<ToDo>, Status> {
-        let visibility = visibility(caller(&request)?);
+        let visibility = visibility(self.admit(&request)?);
         let record = self.store.get(request.get_ref().id, visibility).await?;
         Ok(Response::new(to_proto(record)))
     }
@@ -85,7 +111,7 @@ impl ToDoService for ToDoApi {
         &self,
         request: Request<ListToDosRequest>,
     ) -> Result<Response<ListToDosResponse>, Status> {
-        let visibility = visibility(caller(&request)?);
+        let visibility = visibility(self.admit(&request)?);
         let req = request.get_ref();
         let page_size = match req.page_size {
             n if n < 0 => {
@@ -129,7 +155,7 @@ impl ToDoService for ToDoApi {
         &self,
         request: Request<UpdateToDoRequest>,
     ) -> Result<Response<ToDo>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.admit(&request)?;
         let req = request.get_ref();
         let todo = req
             .todo
@@ -146,7 +172,7 @@ impl ToDoService for ToDoApi {
             )));
         }
         let description = description(&todo.description, "todo.description")?;
-        let record = self
+        let result = self
             .store
             .update_description(
                 todo.id,
@@ -154,23 +180,62 @@ impl ToDoService for ToDoApi {
                 description,
                 non_empty(&todo.etag),
             )
-            .await?;
-        tracing::info!(id = record.id, azp = %caller.azp, oid = %caller.oid, "updated to-do");
-        Ok(Response::new(to_proto(record)))
+            .await;
+        audit(&request, caller, "update", Some(todo.id), &result);
+        Ok(Response::new(to_proto(result?)))
     }
 
     async fn delete_to_do(
         &self,
         request: Request<DeleteToDoRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.admit(&request)?;
         let req = request.get_ref();
-        self.store
+        let result = self
+            .store
             .delete(req.id, visibility(caller), non_empty(&req.etag))
-            .await?;
-        tracing::info!(id = req.id, azp = %caller.azp, oid = %caller.oid, "deleted to-do");
+            .await;
+        audit(&request, caller, "delete", Some(req.id), &result);
+        result?;
         Ok(Response::new(()))
     }
+}
+
+/// Writes the audit line of a change: who (`azp`, `oid`, `tid`), what, on
+/// which to-do, the outcome, and the trace id (W3C `traceparent` when the
+/// caller sent one). Never the token.
+fn audit<T, R>(
+    request: &Request<T>,
+    caller: &Caller,
+    action: &'static str,
+    id: Option<i64>,
+    result: &Result<R, StoreError>,
+) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(StoreError::NotFound(_)) => "not_found",
+        Err(StoreError::EtagMismatch { .. }) => "etag_mismatch",
+        Err(StoreError::Unavailable(_)) => "unavailable",
+        Err(StoreError::Internal(_)) => "internal_error",
+    };
+    let trace_id = request
+        .metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or("");
+    tracing::info!(
+        target: "audit",
+        action,
+        todo_id = id,
+        azp = %caller.azp,
+        oid = %caller.oid,
+        tid = %caller.tid,
+        outcome,
+        trace_id,
+        "to-do {action}: {outcome}"
+    );
 }
 
 /// The authenticated caller of a request, or UNAUTHENTICATED.

@@ -8,6 +8,7 @@ mod auth;
 mod crash;
 mod e2e;
 mod grpcurl;
+mod ops;
 mod python;
 mod replicas;
 mod store_suite;

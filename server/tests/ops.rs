@@ -1,0 +1,328 @@
+//! What operators rely on: the real `todo-server` binary's metrics, audit
+//! log, liveness and graceful stop; load shedding and per-client rate
+//! limits in front of the store.
+
+use std::{
+    io::{Read, Write},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use dev_authority::{DevAuthority, defaults};
+use todo_proto::v1::{CreateToDoRequest, ToDo, to_do_service_client::ToDoServiceClient};
+use todo_server::store::{NewToDo, Store, StoreError, ToDoRecord, Visibility};
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::util::{APP_OID, TestServer, as_caller, sqlite_store};
+
+fn create(description: &str) -> CreateToDoRequest {
+    CreateToDoRequest {
+        todo: Some(ToDo {
+            description: description.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_exposes_metrics_audit_log_liveness_and_stops_gracefully() {
+    let authority = DevAuthority::start(dev_authority::Config::ephemeral())
+        .await
+        .unwrap();
+    let api = authority
+        .registrations()
+        .api(defaults::TODO_API)
+        .unwrap()
+        .client_id
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let log_path = dir.path().join("server.log");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_todo-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .args([
+            "--database",
+            &format!("sqlite://{}", dir.path().join("todo.db").display()),
+        ])
+        .args([
+            "--authority",
+            &format!("{}/v2.0", authority.authority_url()),
+        ])
+        .args(["--client-id", &api])
+        .arg("--authority-ca-file")
+        .arg(authority.ca_path())
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("start todo-server");
+
+    let channel = {
+        let mut attempt = 0;
+        loop {
+            match tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .unwrap()
+                .connect()
+                .await
+            {
+                Ok(channel) => break channel,
+                Err(e) => {
+                    attempt += 1;
+                    assert!(attempt < 100, "server did not start: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    };
+    let mut health = HealthClient::new(channel.clone());
+    let check = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    assert_eq!(
+        health
+            .check(check("liveness"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status(),
+        ServingStatus::Serving
+    );
+    let mut ready = false;
+    for _ in 0..100 {
+        let status = health.check(check("")).await.unwrap().into_inner().status();
+        if status == ServingStatus::Serving {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "readiness never turned SERVING");
+
+    let token = authority
+        .mint_token(defaults::DAEMON_CLIENT, defaults::TODO_API)
+        .unwrap();
+    let mut client = ToDoServiceClient::new(channel);
+    let mut request = tonic::Request::new(create("audited"));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
+    let created = client.create_to_do(request).await.unwrap().into_inner();
+    let refused = client
+        .create_to_do(tonic::Request::new(create("anonymous")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    let metrics = tokio::task::spawn_blocking(move || http_get(metrics_port, "/metrics"))
+        .await
+        .unwrap();
+    for needle in [
+        r#"grpc_server_handled_total{grpc_service="todo.v1.ToDoService",grpc_method="CreateToDo",grpc_code="Ok"} 1"#,
+        r#"grpc_server_handled_total{grpc_service="todo.v1.ToDoService",grpc_method="CreateToDo",grpc_code="Unauthenticated"} 1"#,
+        r#"grpc_server_handling_seconds_bucket{grpc_service="todo.v1.ToDoService",grpc_method="CreateToDo""#,
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
+    }
+
+    // SIGTERM: drains and exits 0.
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = server.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = exited.unwrap_or_else(|| {
+        let _ = server.kill();
+        panic!("todo-server did not stop on SIGTERM")
+    });
+    assert!(status.success(), "{status:?}");
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains(&token), "the token must never reach the log");
+    let audit: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["target"] == "audit")
+        .collect();
+    assert_eq!(audit.len(), 1, "one audit line for the one change:\n{log}");
+    let fields = &audit[0]["fields"];
+    let daemon = authority
+        .registrations()
+        .client(defaults::DAEMON_CLIENT)
+        .unwrap()
+        .clone();
+    assert_eq!(fields["action"], "create");
+    assert_eq!(fields["outcome"], "ok");
+    assert_eq!(fields["todo_id"], created.id);
+    assert_eq!(fields["azp"], daemon.client_id.to_string());
+    assert_eq!(fields["oid"], daemon.object_id.to_string());
+    assert_eq!(fields["tid"], authority.tenant_id().to_string());
+    assert_eq!(fields["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    authority.shutdown().await;
+}
+
+/// A store whose writes take a while, to hold calls in flight.
+struct SlowStore {
+    inner: Arc<dyn Store>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Store for SlowStore {
+    async fn create(&self, new: NewToDo) -> Result<ToDoRecord, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.create(new).await
+    }
+    async fn get(&self, id: i64, v: Visibility) -> Result<ToDoRecord, StoreError> {
+        self.inner.get(id, v).await
+    }
+    async fn list(
+        &self,
+        v: Visibility,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ToDoRecord>, StoreError> {
+        self.inner.list(v, after, limit).await
+    }
+    async fn update_description(
+        &self,
+        id: i64,
+        v: Visibility,
+        d: String,
+        e: Option<String>,
+    ) -> Result<ToDoRecord, StoreError> {
+        self.inner.update_description(id, v, d, e).await
+    }
+    async fn delete(&self, id: i64, v: Visibility, e: Option<String>) -> Result<(), StoreError> {
+        self.inner.delete(id, v, e).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_the_cap_are_shed_at_once() {
+    let (inner, _dir) = sqlite_store().await;
+    let store = Arc::new(SlowStore {
+        inner,
+        delay: Duration::from_millis(500),
+    });
+    let server = TestServer::start_with(
+        store.clone(),
+        todo_server::ServeOptions {
+            max_concurrent_calls: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
+    let channel = server.channel().await;
+    let caller = format!("app:{APP_OID}");
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let mut client = ToDoServiceClient::new(channel.clone());
+            let caller = caller.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let result = client
+                    .create_to_do(as_caller(&caller, create(&format!("c{i}"))))
+                    .await;
+                (result, started.elapsed())
+            })
+        })
+        .collect();
+    let (mut ok, mut shed) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            (Ok(_), _) => ok += 1,
+            (Err(status), elapsed) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().contains("concurrent calls"),
+                    "{}",
+                    status.message()
+                );
+                assert!(
+                    elapsed < Duration::from_millis(400),
+                    "shed at once, not queued"
+                );
+                shed += 1;
+            }
+        }
+    }
+    assert_eq!((ok, shed), (3, 7));
+    // Only the admitted calls wrote anything.
+    assert_eq!(store.list(Visibility::All, 0, 100).await.unwrap().len(), 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn per_client_rate_limit() {
+    let (store, _dir) = sqlite_store().await;
+    let server = TestServer::start_with(
+        store,
+        todo_server::ServeOptions {
+            client_rate_limit: Some((0.5, 3)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut client = server.client().await;
+    let caller = format!("app:{APP_OID}");
+    for i in 0..3 {
+        client
+            .create_to_do(as_caller(&caller, create(&format!("ok {i}"))))
+            .await
+            .unwrap();
+    }
+    let limited = client
+        .create_to_do(as_caller(&caller, create("too many")))
+        .await
+        .unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert!(
+        limited.message().contains("rate limit"),
+        "{}",
+        limited.message()
+    );
+    server.stop().await;
+}
