@@ -262,3 +262,126 @@ pub fn default_permissions() -> Permissions {
         Requirement::roles(DEFAULT_WRITE_ROLES).or_scopes(DEFAULT_WRITE_SCOPES),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API's appsettings.json from the .NET sample, with its placeholders filled.
+    const SAMPLE: &str = r#"{
+      "AzureAd": {
+        "Instance": "https://contoso.ciamlogin.com/",
+        "TenantId": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
+        "ClientId": "11112222-bbbb-3333-cccc-4444dddd5555",
+        "Scopes": {
+          "Read": ["ToDoList.Read", "ToDoList.ReadWrite"],
+          "Write": ["ToDoList.ReadWrite"]
+        },
+        "AppPermissions": {
+          "Read": ["ToDoList.Read.All", "ToDoList.ReadWrite.All"],
+          "Write": ["ToDoList.ReadWrite.All"]
+        }
+      },
+      "Logging": { "LogLevel": { "Default": "Information" } },
+      "AllowedHosts": "*"
+    }"#;
+
+    fn args(extra: &[&str], file: &std::path::Path) -> Args {
+        let mut argv = vec!["todo-server", "--config", file.to_str().unwrap()];
+        argv.extend(extra);
+        Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn reads_the_samples_appsettings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("appsettings.json");
+        std::fs::write(&file, SAMPLE).unwrap();
+        let resolved = args(&[], &file).resolve().unwrap();
+        assert_eq!(
+            resolved.auth.authority.as_str(),
+            "https://contoso.ciamlogin.com/aaaabbbb-0000-cccc-1111-dddd2222eeee/v2.0"
+        );
+        assert_eq!(
+            resolved.auth.effective_audiences(),
+            [
+                "11112222-bbbb-3333-cccc-4444dddd5555",
+                "api://11112222-bbbb-3333-cccc-4444dddd5555"
+            ]
+        );
+        let write = resolved
+            .permissions
+            .requirement("/todo.v1.ToDoService/CreateToDo")
+            .unwrap();
+        assert_eq!(
+            write,
+            &Requirement::roles(["ToDoList.ReadWrite.All"]).or_scopes(["ToDoList.ReadWrite"])
+        );
+        assert!(
+            resolved
+                .permissions
+                .requirement("/todo.v1.ToDoService/Nope")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("appsettings.json");
+        std::fs::write(&file, SAMPLE).unwrap();
+        let resolved = args(
+            &[
+                "--authority",
+                "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+                "--client-id",
+                "99999999-0000-0000-0000-000000000000",
+                "--write-role",
+                "Custom.Write",
+            ],
+            &file,
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            resolved.auth.authority.as_str(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+        );
+        assert_eq!(
+            resolved.auth.client_id,
+            "99999999-0000-0000-0000-000000000000"
+        );
+        let write = resolved
+            .permissions
+            .requirement("/todo.v1.ToDoService/DeleteToDo")
+            .unwrap();
+        assert_eq!(
+            write,
+            &Requirement::roles(["Custom.Write"]).or_scopes(["ToDoList.ReadWrite"])
+        );
+    }
+
+    #[test]
+    fn refuses_to_start_without_authority_or_client_id() {
+        let err = Args::try_parse_from(["todo-server"])
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--authority") && err.contains("--client-id"),
+            "{err}"
+        );
+        let err = Args::try_parse_from([
+            "todo-server",
+            "--authority",
+            "http://insecure/t/v2.0",
+            "--client-id",
+            "x",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("https"), "{err:#}");
+    }
+}

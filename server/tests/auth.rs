@@ -382,3 +382,65 @@ print(result["access_token"])
     }
     authority.shutdown().await;
 }
+
+/// The authority rotates its signing key while calls are running: tokens
+/// signed with the new key are accepted within the same request (one forced
+/// key refresh), and no call fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rollover_under_load_fails_no_call() {
+    let authority = Arc::new(
+        DevAuthority::start(dev_authority::Config::ephemeral())
+            .await
+            .unwrap(),
+    );
+    let server = protected_server(validation_config(
+        &authority.authority_url(),
+        &api_client_id(&authority),
+        authority.ca_pem(),
+    ))
+    .await;
+    let channel = server.channel().await;
+    wait_serving(channel.clone()).await;
+    let old_kid = authority.signing_kid();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let authority = Arc::clone(&authority);
+            let stop = Arc::clone(&stop);
+            let mut client = ToDoServiceClient::new(channel.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut failures) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) || calls < 50 {
+                    // A fresh token each time: after the rotation they carry the new kid.
+                    let token = authority
+                        .mint_token(defaults::DAEMON_CLIENT, defaults::TODO_API)
+                        .unwrap();
+                    if let Err(status) = client
+                        .list_to_dos(bearer(&token, ListToDosRequest::default()))
+                        .await
+                    {
+                        failures.push(status);
+                    }
+                    calls += 1;
+                }
+                (calls, failures)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    authority.rotate_keys().unwrap();
+    assert_ne!(authority.signing_kid(), old_kid, "signs with the new key");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut total = 0;
+    for worker in workers {
+        let (calls, failures) = worker.await.unwrap();
+        assert!(
+            failures.is_empty(),
+            "failed calls during rollover: {failures:?}"
+        );
+        total += calls;
+    }
+    assert!(total >= 200, "{total} calls");
+}
