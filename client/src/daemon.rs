@@ -82,6 +82,14 @@ impl DaemonError {
     }
 }
 
+/// Attempts of a call while the server answers UNAVAILABLE (about 10 s).
+const UNAVAILABLE_ATTEMPTS: u32 = 9;
+
+fn from_token_provider(status: &Status) -> bool {
+    std::error::Error::source(status)
+        .is_some_and(|s| s.downcast_ref::<entra_token_provider::Error>().is_some())
+}
+
 fn is_transport(status: &Status) -> bool {
     std::error::Error::source(status)
         .is_some_and(|s| s.downcast_ref::<tonic::transport::Error>().is_some())
@@ -169,13 +177,16 @@ impl Daemon {
             .await
     }
 
-    /// Creates a to-do owned by the daemon.
+    /// Creates a to-do owned by the daemon. Retries carry the same request
+    /// id, so a create the server committed before a lost answer is not
+    /// made twice.
     pub async fn add(&self, description: &str) -> Result<ToDo, DaemonError> {
         let request = CreateToDoRequest {
             todo: Some(ToDo {
                 description: description.to_owned(),
                 ..Default::default()
             }),
+            request_id: uuid::Uuid::new_v4().to_string(),
         };
         self.call(|mut c| {
             let request = request.clone();
@@ -205,26 +216,76 @@ impl Daemon {
 
     /// Deletes a to-do.
     pub async fn delete(&self, id: i64) -> Result<(), DaemonError> {
-        self.call(|mut c| async move {
-            c.delete_to_do(DeleteToDoRequest {
-                id,
-                etag: String::new(),
-            })
-            .await
+        let retried = std::sync::atomic::AtomicBool::new(false);
+        self.call(|mut c| {
+            let retried = &retried;
+            async move {
+                let result = c
+                    .delete_to_do(DeleteToDoRequest {
+                        id,
+                        etag: String::new(),
+                    })
+                    .await;
+                match result {
+                    // An earlier attempt whose answer was lost deleted it.
+                    Err(status)
+                        if status.code() == Code::NotFound
+                            && retried.load(std::sync::atomic::Ordering::Relaxed) =>
+                    {
+                        Ok(tonic::Response::new(()))
+                    }
+                    Err(status) => {
+                        if status.code() == Code::Unavailable || is_transport(&status) {
+                            retried.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(status)
+                    }
+                    ok => ok,
+                }
+            }
         })
         .await
     }
 
-    /// Runs one unary call, retried once with a fresh token after UNAUTHENTICATED.
+    /// Runs one unary call: retried once with a fresh token after
+    /// UNAUTHENTICATED, and with backoff while the server is unavailable
+    /// (restarting, or its database is down). Every operation of the daemon
+    /// is safe to repeat: reads, unconditional updates, deletes, and creates
+    /// with a request id.
     async fn call<T, F, Fut>(&self, call: F) -> Result<T, DaemonError>
     where
         F: Fn(ToDoServiceClient<BearerService<Channel>>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        retry_unauthenticated_once(&self.provider, || call(self.client.clone()))
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| DaemonError::from_status(status, &self.server))
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let result =
+                retry_unauthenticated_once(&self.provider, || call(self.client.clone())).await;
+            match result {
+                // UNAVAILABLE, or a connection cut mid-call (UNKNOWN
+                // "transport error"): the server restarted or is overloaded.
+                Err(status)
+                    if (status.code() == Code::Unavailable || is_transport(&status))
+                        && attempt < UNAVAILABLE_ATTEMPTS
+                        && !from_token_provider(&status) =>
+                {
+                    tracing::info!(
+                        attempt,
+                        message = status.message(),
+                        "server unavailable; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                    attempt += 1;
+                }
+                other => {
+                    return other
+                        .map(tonic::Response::into_inner)
+                        .map_err(|status| DaemonError::from_status(status, &self.server));
+                }
+            }
+        }
     }
 }
 

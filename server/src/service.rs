@@ -90,7 +90,23 @@ impl ToDoService for ToDoApi {
         } else {
             caller.oid.clone()
         };
-        let result = self.store.create(NewToDo { owner, description }).await;
+        let request_id = match request.get_ref().request_id.as_str() {
+            "" => None,
+            id => Some(
+                uuid::Uuid::parse_str(id)
+                    .map_err(|_| Status::invalid_argument("request_id must be a UUID (or empty)"))?
+                    .hyphenated()
+                    .to_string(),
+            ),
+        };
+        let result = self
+            .store
+            .create(NewToDo {
+                owner,
+                description,
+                request_id,
+            })
+            .await;
         audit(
             &request,
             caller,

@@ -42,6 +42,9 @@ pub struct NewToDo {
     pub owner: String,
     /// The (validated) description.
     pub description: String,
+    /// Idempotency key: a create with the same owner and key returns the
+    /// to-do created first instead of a new one.
+    pub request_id: Option<String>,
 }
 
 /// Which to-dos an operation may see.
@@ -91,7 +94,9 @@ pub enum StoreError {
 /// acknowledged write survives a crash of the process.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Stores a new to-do and returns it with its id, times and version.
+    /// Stores a new to-do and returns it with its id, times and version; if
+    /// `new.request_id` was already used by the same owner, returns the
+    /// to-do that create made instead.
     async fn create(&self, new: NewToDo) -> Result<ToDoRecord, StoreError>;
 
     /// Returns the to-do `id` if it exists and is visible.

@@ -109,6 +109,7 @@ fn create(description: &str) -> CreateToDoRequest {
             description: description.into(),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 

@@ -143,6 +143,7 @@ async fn kill_9_keeps_acknowledged_creates(db: &str, dir: &Path) {
                             description: description.clone(),
                             ..Default::default()
                         }),
+                        ..Default::default()
                     };
                     match client.create_to_do(as_caller(&caller, request)).await {
                         Ok(reply) => {

@@ -21,6 +21,7 @@ fn create(description: &str) -> CreateToDoRequest {
             description: description.into(),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -51,6 +52,7 @@ async fn crud_round_trip_as_application() {
                     owner: ALICE.to_uppercase(),
                     ..Default::default()
                 }),
+                ..Default::default()
             },
         ))
         .await
@@ -240,7 +242,13 @@ async fn invalid_arguments_name_the_field() {
     let mut client = server.client().await;
 
     let cases: Vec<(CreateToDoRequest, &str)> = vec![
-        (CreateToDoRequest { todo: None }, "todo is required"),
+        (
+            CreateToDoRequest {
+                todo: None,
+                ..Default::default()
+            },
+            "todo is required",
+        ),
         (create(""), "todo.description"),
         (create("   \t\n "), "todo.description"),
         (create(&"x".repeat(1025)), "todo.description"),
@@ -251,6 +259,7 @@ async fn invalid_arguments_name_the_field() {
                     owner: "not-a-uuid".into(),
                     ..Default::default()
                 }),
+                ..Default::default()
             },
             "todo.owner",
         ),
@@ -353,6 +362,7 @@ async fn pagination_defaults_clamps_and_walks() {
             .create(todo_server::store::NewToDo {
                 owner: ALICE.into(),
                 description: format!("item {i}"),
+                request_id: None,
             })
             .await
             .unwrap();

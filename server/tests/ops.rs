@@ -26,6 +26,7 @@ fn create(description: &str) -> CreateToDoRequest {
             description: description.into(),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -325,4 +326,104 @@ async fn per_client_rate_limit() {
         limited.message()
     );
     server.stop().await;
+}
+
+fn spawn_server(
+    port: u16,
+    db: &std::path::Path,
+    authority: &DevAuthority,
+    api: &str,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_todo-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database", &format!("sqlite://{}", db.display())])
+        .args([
+            "--authority",
+            &format!("{}/v2.0", authority.authority_url()),
+        ])
+        .args(["--client-id", api])
+        .arg("--authority-ca-file")
+        .arg(authority.ca_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start todo-server")
+}
+
+/// The server is killed (`kill -9`) and restarted while the daemon creates
+/// to-dos: the daemon rides it out, and its retries create nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_survives_a_server_crash_without_duplicates() {
+    let authority = DevAuthority::start(dev_authority::Config::ephemeral())
+        .await
+        .unwrap();
+    let api = authority
+        .registrations()
+        .api(defaults::TODO_API)
+        .unwrap()
+        .client_id
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("todo.db");
+    let port = free_port();
+    let mut server = spawn_server(port, &db, &authority, &api);
+
+    let settings = authority.client_settings(defaults::DAEMON_CLIENT).unwrap();
+    let config = todo_client::DaemonConfig {
+        server: format!("http://127.0.0.1:{port}"),
+        server_ca_file: None,
+        tokens: entra_token_provider::Config::new(
+            entra_auth::Authority::parse(&settings.authority).unwrap(),
+            settings.client_id.clone(),
+            entra_token_provider::Credential::client_secret(
+                settings.client_secret.as_ref().unwrap().expose(),
+            ),
+            settings.scope.clone(),
+        )
+        .with_ca_pem(authority.ca_pem().as_bytes().to_vec()),
+    };
+    let provider = entra_token_provider::TokenProvider::new(config.tokens.clone()).unwrap();
+    let mut daemon = None;
+    for _ in 0..100 {
+        if let Ok(d) = todo_client::Daemon::connect(&config, provider.clone()).await {
+            daemon = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let daemon = daemon.expect("server started");
+
+    const TOTAL: usize = 150;
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            for i in 0..TOTAL {
+                daemon.add(&format!("item {i}")).await?;
+                let _ = acked_tx.send(i);
+            }
+            Ok::<_, todo_client::DaemonError>(())
+        })
+    };
+    for _ in 0..40 {
+        acked_rx.recv().await.expect("writer stopped early");
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut restarted = spawn_server(port, &db, &authority, &api);
+    writer
+        .await
+        .unwrap()
+        .expect("the daemon rides out the restart");
+
+    let todos = daemon.list().await.unwrap();
+    let mut descriptions: Vec<_> = todos.iter().map(|t| t.description.clone()).collect();
+    descriptions.sort();
+    descriptions.dedup();
+    assert_eq!(descriptions.len(), todos.len(), "no to-do created twice");
+    assert_eq!(todos.len(), TOTAL, "every create landed exactly once");
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+    authority.shutdown().await;
 }

@@ -97,6 +97,7 @@ async fn server_survives_a_postgres_restart() {
             description: text.into(),
             ..Default::default()
         }),
+        ..Default::default()
     };
     todo.create_to_do(as_caller(&caller, create("before")))
         .await

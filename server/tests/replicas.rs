@@ -29,6 +29,7 @@ fn create(description: &str) -> CreateToDoRequest {
             description: description.into(),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 

@@ -28,6 +28,7 @@ macro_rules! store_suite {
                 concurrent_conflicting_updates_have_one_winner,
                 failed_write_does_not_spoil_its_batch,
                 unicode_round_trips,
+                repeated_request_id_creates_once,
             );
         }
     };
@@ -78,6 +79,7 @@ fn new(owner: &str, description: &str) -> NewToDo {
     NewToDo {
         owner: owner.to_owned(),
         description: description.to_owned(),
+        request_id: None,
     }
 }
 
@@ -305,5 +307,34 @@ pub(crate) mod cases {
             store.get(a.id, Visibility::All).await.unwrap().description,
             text
         );
+    }
+
+    pub(crate) async fn repeated_request_id_creates_once(store: Arc<dyn Store>) {
+        let keyed = |owner: &str, key: &str| NewToDo {
+            owner: owner.to_owned(),
+            description: format!("keyed by {key}"),
+            request_id: Some(key.to_owned()),
+        };
+        let key = "6f1c1f52-5c8e-4b0e-9d47-3f3c2f0c8a11";
+        let first = store.create(keyed(ALICE, key)).await.unwrap();
+        let again = store.create(keyed(ALICE, key)).await.unwrap();
+        assert_eq!(first, again, "a retried create returns the first one");
+        // The same key of another owner is another create.
+        let bobs = store.create(keyed(BOB, key)).await.unwrap();
+        assert_ne!(bobs.id, first.id);
+        // Concurrent retries of one create: one row, every caller gets it.
+        let key2 = "0d3f7a3e-8a4c-4a55-b1a4-2b5d1c9e7f00";
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.create(keyed(ALICE, key2)).await })
+            })
+            .collect();
+        let mut ids = HashSet::new();
+        for task in tasks {
+            ids.insert(task.await.unwrap().unwrap().id);
+        }
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(store.list(Visibility::All, 0, 100).await.unwrap().len(), 3);
     }
 }

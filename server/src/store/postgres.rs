@@ -34,6 +34,10 @@ const MIGRATIONS: &[&str] = &[
         version BIGINT NOT NULL
      );
      CREATE INDEX todos_owner_id ON todos (owner, id);",
+    // 2: idempotency keys of creates.
+    "ALTER TABLE todos ADD COLUMN request_id TEXT;
+     CREATE UNIQUE INDEX todos_owner_request ON todos (owner, request_id)
+       WHERE request_id IS NOT NULL;",
 ];
 
 const COLUMNS: &str = "id, owner, description, create_time_us, update_time_us, version";
@@ -186,18 +190,49 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn create(&self, new: NewToDo) -> Result<ToDoRecord, StoreError> {
         let client = self.client().await?;
+        // With a request id, a repeated create inserts nothing (the unique
+        // index decides, also across replicas) and returns the first one.
         let stmt = client
             .prepare_cached(&format!(
-                "INSERT INTO todos (owner, description, create_time_us, update_time_us, version) \
-                 VALUES ($1, $2, $3, $3, 1) RETURNING {COLUMNS}"
+                "WITH inserted AS ( \
+                   INSERT INTO todos (owner, description, create_time_us, update_time_us, \
+                                      version, request_id) \
+                   VALUES ($1, $2, $3, $3, 1, $4) \
+                   ON CONFLICT (owner, request_id) WHERE request_id IS NOT NULL DO NOTHING \
+                   RETURNING {COLUMNS}) \
+                 SELECT {COLUMNS} FROM inserted \
+                 UNION ALL \
+                 SELECT {COLUMNS} FROM todos WHERE $4::TEXT IS NOT NULL \
+                   AND owner = $1 AND request_id = $4 AND NOT EXISTS (SELECT 1 FROM inserted)"
             ))
             .await
             .map_err(pg)?;
         let row = client
-            .query_one(&stmt, &[&new.owner, &new.description, &now_us()])
+            .query_opt(
+                &stmt,
+                &[&new.owner, &new.description, &now_us(), &new.request_id],
+            )
             .await
             .map_err(pg)?;
-        Ok(record(&row))
+        match row {
+            Some(row) => Ok(record(&row)),
+            // The earlier create committed after this statement's snapshot
+            // began: read it now.
+            None => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM todos WHERE owner = $1 AND request_id = $2"
+                    ))
+                    .await
+                    .map_err(pg)?;
+                client
+                    .query_opt(&stmt, &[&new.owner, &new.request_id])
+                    .await
+                    .map_err(pg)?
+                    .map(|row| record(&row))
+                    .ok_or_else(|| StoreError::Internal("idempotent create found no row".into()))
+            }
+        }
     }
 
     async fn get(&self, id: i64, visibility: Visibility) -> Result<ToDoRecord, StoreError> {

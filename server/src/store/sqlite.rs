@@ -40,6 +40,10 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
      );
      CREATE INDEX todos_owner_id ON todos (owner, id);",
+    // 2: idempotency keys of creates.
+    "ALTER TABLE todos ADD COLUMN request_id TEXT;
+     CREATE UNIQUE INDEX todos_owner_request ON todos (owner, request_id)
+       WHERE request_id IS NOT NULL;",
 ];
 
 const COLUMNS: &str = "id, owner, description, create_time_us, update_time_us, version";
@@ -402,16 +406,32 @@ fn apply_batch(conn: &mut Connection, batch: &[Write]) -> Vec<WriteResult> {
 fn apply_one(conn: &Connection, op: &WriteOp) -> WriteResult {
     match op {
         WriteOp::Create(new) => {
+            if let Some(request_id) = &new.request_id {
+                let earlier = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM todos WHERE owner = ?1 AND request_id = ?2"
+                    ))
+                    .map_err(internal)?
+                    .query_row(params![new.owner, request_id], row_to_record)
+                    .optional()
+                    .map_err(internal)?;
+                if earlier.is_some() {
+                    return Ok(earlier);
+                }
+            }
             let now = now_us();
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "INSERT INTO todos (owner, description, create_time_us, update_time_us, \
-                     version) VALUES (?1, ?2, ?3, ?3, 1) RETURNING {COLUMNS}"
+                     version, request_id) VALUES (?1, ?2, ?3, ?3, 1, ?4) RETURNING {COLUMNS}"
                 ))
                 .map_err(internal)?;
-            stmt.query_row(params![new.owner, new.description, now], row_to_record)
-                .map(Some)
-                .map_err(internal)
+            stmt.query_row(
+                params![new.owner, new.description, now, new.request_id],
+                row_to_record,
+            )
+            .map(Some)
+            .map_err(internal)
         }
         WriteOp::Update {
             id,
