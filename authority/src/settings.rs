@@ -127,7 +127,8 @@ impl ClientSettings {
                 "ClientSecret": self.client_secret.as_ref().map(Secret::expose),
                 "ClientCredentials": credentials,
             },
-            "TodoList": { "TodoListScopes": [self.scope] },
+            // The sample's client reads its API's scopes here (as the daemon does).
+            "DownstreamApi": { "Scopes": [self.scope] },
             "DevAuthority": { "Authority": self.authority, "CaFile": self.ca_path },
         });
         serde_json::to_string_pretty(&doc).expect("serialisable")

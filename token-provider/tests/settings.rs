@@ -189,17 +189,16 @@ async fn a_settings_file_drives_a_real_token_request() {
     assert_eq!(util::header(token.expose_secret())["alg"], "RS256");
 }
 
-/// The development authority writes its own appsettings.json; its `AzureAd` section is
-/// read as is. (It puts the scope under `TodoList:TodoListScopes` rather than
-/// `DownstreamApi:Scopes`, so here the scope comes from a flag.)
+/// The development authority writes its own appsettings.json in the sample's
+/// shape (`AzureAd`, `DownstreamApi:Scopes`); only the CA comes from a flag.
 #[tokio::test]
-async fn the_dev_authority_appsettings_work_with_a_scope_flag() {
+async fn the_dev_authority_appsettings_work_as_written() {
     let authority = util::start().await;
     let daemon = util::settings(&authority, defaults::DAEMON_CLIENT);
     let file = DaemonSettings::from_json_str(&daemon.to_appsettings_json()).unwrap();
     assert_eq!(file.client_id.as_deref(), Some(daemon.client_id.as_str()));
+    assert_eq!(file.scopes, vec![daemon.scope.clone()]);
     let mut flags = DaemonSettings::default();
-    flags.scopes = vec![daemon.scope.clone()];
     flags.ca_file = Some(daemon.ca_path.clone());
     let token = file.merge(flags).provider().unwrap().token().await.unwrap();
     // The first credential listed (the secret) is used.
