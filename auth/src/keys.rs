@@ -119,6 +119,7 @@ impl KeyStore {
                         return false;
                     }
                     state.last_forced = Some(Instant::now());
+                    metrics::counter!("entra_auth_forced_key_refreshes_total").increment(1);
                     tracing::info!(authority = %self.authority, "unknown signing key: refreshing keys");
                     self.start(&mut state)
                 }
@@ -150,10 +151,18 @@ impl KeyStore {
     async fn fetch_and_install(&self) -> bool {
         match self.fetcher.fetch().await {
             Ok(set) => {
+                metrics::counter!("entra_auth_key_refreshes_total", "outcome" => "ok").increment(1);
+                #[allow(clippy::cast_precision_loss)]
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                metrics::gauge!("entra_auth_keys_last_refresh_timestamp_seconds").set(now);
                 self.install(set);
                 true
             }
             Err(error) => {
+                metrics::counter!("entra_auth_key_refreshes_total", "outcome" => "error")
+                    .increment(1);
                 let known = self.peek().is_some();
                 tracing::warn!(
                     authority = %self.authority,

@@ -101,11 +101,14 @@ async fn authorize(
         Err(error) => Err(error),
     };
     let caller = caller.inspect_err(|error| {
+        metrics::counter!("entra_auth_rejections_total", "reason" => error.reason()).increment(1);
         tracing::info!(path, reason = error.reason(), %error, "call rejected: not authenticated");
     })?;
     permissions
         .authorize(path, &caller, validator.is_allow_listed(&caller.azp))
         .inspect_err(|error| {
+            metrics::counter!("entra_auth_rejections_total", "reason" => error.reason())
+                .increment(1);
             tracing::info!(
                 path,
                 azp = %caller.azp,

@@ -122,8 +122,10 @@ impl Validator {
                 });
             };
             if let Some(caller) = inner.cache.get(token, now, inner.skew, keys) {
+                metrics::counter!("entra_auth_token_cache_hits_total").increment(1);
                 return Ok(caller);
             }
+            metrics::counter!("entra_auth_token_cache_misses_total").increment(1);
         }
         let Some(mut keys) = inner.keys.current() else {
             return Err(Error::KeysUnavailable {

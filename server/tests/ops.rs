@@ -150,6 +150,10 @@ async fn binary_exposes_metrics_audit_log_liveness_and_stops_gracefully() {
         r#"grpc_server_handled_total{grpc_service="todo.v1.ToDoService",grpc_method="CreateToDo",grpc_code="Ok"} 1"#,
         r#"grpc_server_handled_total{grpc_service="todo.v1.ToDoService",grpc_method="CreateToDo",grpc_code="Unauthenticated"} 1"#,
         r#"grpc_server_handling_seconds_bucket{grpc_service="todo.v1.ToDoService",grpc_method="CreateToDo""#,
+        r#"entra_auth_rejections_total{reason="MISSING_TOKEN"} 1"#,
+        r#"entra_auth_key_refreshes_total{outcome="ok"}"#,
+        r#"entra_auth_token_cache_misses_total 1"#,
+        "entra_auth_keys_last_refresh_timestamp_seconds",
     ] {
         assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
     }

@@ -120,12 +120,19 @@ impl TokenProvider {
     /// concurrent caller). Cancelling this future does not cancel the request.
     pub async fn token(&self) -> Result<AccessToken, Error> {
         match self.inner.slot.lookup(Instant::now()) {
-            Lookup::Fresh(token) => Ok(token),
+            Lookup::Fresh(token) => {
+                metrics::counter!("entra_token_cache_hits_total").increment(1);
+                Ok(token)
+            }
             Lookup::RefreshDue(token) => {
+                metrics::counter!("entra_token_cache_hits_total").increment(1);
                 self.refresh_in_background();
                 Ok(token)
             }
-            Lookup::Missing => self.acquire(false).await,
+            Lookup::Missing => {
+                metrics::counter!("entra_token_cache_misses_total").increment(1);
+                self.acquire(false).await
+            }
         }
     }
 
@@ -252,7 +259,14 @@ impl Inner {
                 tokio::time::sleep(wait).await;
             }
             attempt += 1;
-            match self.attempt().await {
+            let outcome = self.attempt().await;
+            let label = match &outcome {
+                Ok(_) => "ok",
+                Err(Failure::Fatal(_)) => "rejected",
+                Err(Failure::Transient { .. }) => "transient_error",
+            };
+            metrics::counter!("entra_token_requests_total", "outcome" => label).increment(1);
+            match outcome {
                 Ok(token) => break Ok(token),
                 Err(Failure::Fatal(e)) => break Err(e),
                 Err(Failure::Transient {
@@ -309,12 +323,15 @@ impl Inner {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "access token acquired"
             ),
-            Err(e) => tracing::warn!(
-                client_id = %self.common.client_id,
-                scope = %self.scope,
-                error = %e,
-                "could not get an access token"
-            ),
+            Err(e) => {
+                metrics::counter!("entra_token_acquisition_failures_total").increment(1);
+                tracing::warn!(
+                    client_id = %self.common.client_id,
+                    scope = %self.scope,
+                    error = %e,
+                    "could not get an access token"
+                )
+            }
         }
         result
     }
