@@ -34,6 +34,24 @@ pub struct Args {
     #[arg(long, env = "TODO_SERVER_CA_FILE", global = true)]
     pub server_ca_file: Option<PathBuf>,
 
+    /// Client certificate (PEM) for a server that requires mutual TLS.
+    #[arg(
+        long,
+        env = "TODO_TLS_CLIENT_CERT",
+        global = true,
+        requires = "tls_client_key"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-client-cert.
+    #[arg(
+        long,
+        env = "TODO_TLS_CLIENT_KEY",
+        global = true,
+        requires = "tls_client_cert"
+    )]
+    pub tls_client_key: Option<PathBuf>,
+
     /// The sample's appsettings.json (AzureAd and DownstreamApi sections);
     /// flags and environment variables override it.
     #[arg(long, env = "TODO_CONFIG", global = true)]
@@ -122,6 +140,8 @@ pub struct DaemonConfig {
     pub server: String,
     /// Extra CA for an https server.
     pub server_ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM files) for mutual TLS.
+    pub tls_client_identity: Option<(PathBuf, PathBuf)>,
     /// How tokens are acquired.
     pub tokens: entra_token_provider::Config,
 }
@@ -168,6 +188,10 @@ impl Args {
         Ok(DaemonConfig {
             server: settings.base_url.unwrap_or_else(|| self.server.clone()),
             server_ca_file: self.server_ca_file.clone(),
+            tls_client_identity: self
+                .tls_client_cert
+                .clone()
+                .zip(self.tls_client_key.clone()),
             tokens,
         })
     }

@@ -127,6 +127,17 @@ impl Daemon {
                 })?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
+            if let Some((cert, key)) = &config.tls_client_identity {
+                let read = |path: &std::path::PathBuf| {
+                    std::fs::read(path).map_err(|e| {
+                        DaemonError::Config(format!("cannot read {}: {e}", path.display()))
+                    })
+                };
+                tls = tls.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|e| DaemonError::Config(format!("TLS settings: {e}")))?;

@@ -110,6 +110,7 @@ impl System {
         Ok(todo_client::DaemonConfig {
             server: self.server_url.clone(),
             server_ca_file: Some(self.authority.ca_path().to_path_buf()),
+            tls_client_identity: None,
             tokens,
         })
     }

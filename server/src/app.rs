@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tonic::{
     body::Body,
     service::Routes,
-    transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming},
+    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
 use tower::{ServiceBuilder, util::BoxCloneServiceLayer};
@@ -66,6 +66,9 @@ pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 pub struct ServeOptions {
     /// Serve TLS with this certificate chain and key; plain HTTP/2 when `None`.
     pub tls: Option<Identity>,
+    /// Mutual TLS: require client certificates issued by this CA (only with
+    /// [`ServeOptions::tls`]). Default: none (tokens alone authenticate).
+    pub client_ca: Option<Certificate>,
     /// Extra readiness condition beyond the store answering; `None` means
     /// always ready.
     pub ready: Option<ReadinessCheck>,
@@ -83,6 +86,7 @@ impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
             .field("tls", &self.tls.is_some())
+            .field("mutual_tls", &self.client_ca.is_some())
             .field("readiness_interval", &self.readiness_interval)
             .finish_non_exhaustive()
     }
@@ -157,7 +161,11 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)));
     if let Some(identity) = options.tls {
-        server = server.tls_config(ServerTlsConfig::new().identity(identity))?;
+        let mut tls = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = options.client_ca {
+            tls = tls.client_ca_root(ca);
+        }
+        server = server.tls_config(tls)?;
     }
     let result = server
         .serve_with_incoming_shutdown(service, TcpIncoming::from(listener), shutdown)

@@ -61,6 +61,10 @@ pub struct Args {
     #[arg(long, env = "TODO_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Mutual TLS: require client certificates issued by this PEM CA.
+    #[arg(long, env = "TODO_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "TODO_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,

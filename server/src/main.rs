@@ -73,8 +73,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("serving metrics on {listen}"))?;
         tracing::info!(address = %listen, "Prometheus metrics at /metrics");
     }
+    let client_ca = match &args.tls_client_ca {
+        Some(path) => Some(tonic::transport::Certificate::from_pem(
+            std::fs::read(path).with_context(|| format!("reading client CA {}", path.display()))?,
+        )),
+        None => None,
+    };
     let options = ServeOptions {
         tls,
+        client_ca,
         ready: Some(ready),
         readiness_interval: None,
         max_concurrent_calls: Some(args.max_concurrent_calls),

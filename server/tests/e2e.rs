@@ -615,3 +615,75 @@ async fn shutdown_drains_in_flight_calls() {
     stop.await.unwrap();
     assert!(ok > 0, "in-flight calls completed");
 }
+
+#[tokio::test]
+async fn mutual_tls_requires_a_client_certificate() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.clone().self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = rcgen::CertificateParams::new(vec!["todo-daemon".into()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+
+    let (store, _dir) = sqlite_store().await;
+    let server = TestServer::start_with(
+        store,
+        todo_server::ServeOptions {
+            tls: Some(Identity::from_pem(
+                server_cert.pem(),
+                server_key.serialize_pem(),
+            )),
+            client_ca: Some(Certificate::from_pem(ca_cert.pem())),
+            ..Default::default()
+        },
+    )
+    .await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_cert.pem()))
+        .domain_name("localhost");
+
+    // Without a client certificate the handshake (or the first call) fails.
+    let anonymous = match Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls.clone())
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(channel) => todo_proto::v1::to_do_service_client::ToDoServiceClient::new(channel)
+            .create_to_do(as_caller(APP, create("no client cert")))
+            .await
+            .is_err(),
+    };
+    assert!(anonymous, "a client without a certificate must be refused");
+
+    let channel = Channel::from_shared(url)
+        .unwrap()
+        .tls_config(tls.identity(Identity::from_pem(
+            client_cert.pem(),
+            client_key.serialize_pem(),
+        )))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let created = todo_proto::v1::to_do_service_client::ToDoServiceClient::new(channel)
+        .create_to_do(as_caller(APP, create("with a client cert")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.description, "with a client cert");
+    server.stop().await;
+}

@@ -376,6 +376,7 @@ async fn daemon_survives_a_server_crash_without_duplicates() {
     let config = todo_client::DaemonConfig {
         server: format!("http://127.0.0.1:{port}"),
         server_ca_file: None,
+        tls_client_identity: None,
         tokens: entra_token_provider::Config::new(
             entra_auth::Authority::parse(&settings.authority).unwrap(),
             settings.client_id.clone(),
