@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::dotnet_json::{self, get};
 use crate::{Authority, Config, Error};
 
 /// Named permission groups, e.g. `{"Read": [...], "Write": [...]}`.
@@ -51,8 +52,7 @@ impl AzureAdSettings {
 
     /// Parses the `AzureAd` section out of appsettings JSON text.
     pub fn from_json_str(text: &str) -> Result<Self, Error> {
-        let root: Value = serde_json::from_str(&strip_jsonc(text))
-            .map_err(|e| Error::Config(format!("appsettings is not valid JSON: {e}")))?;
+        let root = dotnet_json::parse(text)?;
         let Some(root) = root.as_object() else {
             return Err(Error::Config("appsettings is not a JSON object".into()));
         };
@@ -118,13 +118,6 @@ impl AzureAdSettings {
     }
 }
 
-/// Case-insensitive key lookup, as .NET configuration does.
-fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
-}
-
 fn strings(value: &Value, what: &str) -> Result<Vec<String>, Error> {
     match value {
         Value::Null => Ok(Vec::new()),
@@ -157,58 +150,6 @@ fn groups(value: Option<&Value>, what: &str) -> Result<PermissionGroups, Error> 
         }
     }
     Ok(out)
-}
-
-/// Removes `//` and `/* */` comments and trailing commas outside strings.
-fn strip_jsonc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            match c {
-                '\\' => out.extend(chars.next()),
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_string = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            ('/', Some('*')) => {
-                chars.next();
-                let mut prev = ' ';
-                for c in chars.by_ref() {
-                    if prev == '*' && c == '/' {
-                        break;
-                    }
-                    prev = c;
-                }
-                out.push(' ');
-            }
-            (']' | '}', _) => {
-                let trimmed = out.trim_end().len();
-                if out[..trimmed].ends_with(',') {
-                    out.truncate(trimmed - 1);
-                }
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

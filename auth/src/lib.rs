@@ -31,11 +31,13 @@ mod authority;
 mod cache;
 mod caller;
 mod config;
+pub mod dotnet_json;
 mod error;
 mod keys;
 mod layer;
 mod metadata;
 mod permissions;
+
 mod token;
 mod validate;
 

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use entra_auth::Authority;
+use entra_auth::dotnet_json::get;
 use serde_json::{Map, Value};
 
 use crate::{CertificateCredential, ClientSecret, Config, Credential, Error, TokenProvider, scope};
@@ -138,8 +139,8 @@ impl DaemonSettings {
 
     /// Parses appsettings JSON text, reading the API from `api_section` (e.g. `ToDoApi`).
     pub fn from_json_section(text: &str, api_section: &str) -> Result<Self, Error> {
-        let root: Value = serde_json::from_str(&strip_jsonc(text))
-            .map_err(|e| Error::Config(format!("appsettings is not valid JSON: {e}")))?;
+        let root =
+            entra_auth::dotnet_json::parse(text).map_err(|e| Error::Config(e.to_string()))?;
         let root = root
             .as_object()
             .ok_or_else(|| Error::Config("appsettings is not a JSON object".into()))?;
@@ -341,15 +342,6 @@ fn credential_source(entry: &Value, index: usize) -> Result<CredentialSource, Er
     })
 }
 
-/// A key, case-insensitively (as .NET configuration reads it).
-fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
-
 fn section<'a>(
     map: &'a Map<String, Value>,
     key: &str,
@@ -370,81 +362,7 @@ fn string(map: &Map<String, Value>, context: &str, key: &str) -> Result<Option<S
     }
 }
 
-/// Removes `//` and `/* */` comments and trailing commas outside strings.
-fn strip_jsonc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            match c {
-                '\\' => out.extend(chars.next()),
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_string = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            ('/', Some('*')) => {
-                chars.next();
-                let mut last = ' ';
-                for c in chars.by_ref() {
-                    if last == '*' && c == '/' {
-                        break;
-                    }
-                    last = c;
-                }
-                out.push(' ');
-            }
-            (',', _) => {
-                // Drop the comma if only whitespace/comments separate it from } or ].
-                let rest: String = chars.clone().collect();
-                let next = strip_leading_noise(&rest);
-                if !(next.starts_with('}') || next.starts_with(']')) {
-                    out.push(',');
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn strip_leading_noise(mut s: &str) -> &str {
-    loop {
-        let trimmed = s.trim_start();
-        if let Some(rest) = trimmed.strip_prefix("//") {
-            s = rest.split_once('\n').map_or("", |(_, r)| r);
-        } else if let Some(rest) = trimmed.strip_prefix("/*") {
-            s = rest.split_once("*/").map_or("", |(_, r)| r);
-        } else {
-            return trimmed;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jsonc_comments_and_trailing_commas() {
-        let text = "{ // c\n \"a\": \"x//y\", /* b */ \"l\": [1, 2, ], }";
-        let v: Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
-        assert_eq!(v["a"], "x//y");
-        assert_eq!(v["l"].as_array().unwrap().len(), 2);
-    }
 }
