@@ -37,7 +37,6 @@ mod keys;
 mod layer;
 mod metadata;
 mod permissions;
-
 mod token;
 mod validate;
 
