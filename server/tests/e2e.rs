@@ -9,21 +9,11 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::util::{ALICE, APP_OID, BOB, TestServer, as_caller, sqlite_store};
+use crate::util::{ALICE, APP_OID, BOB, TestServer, as_caller, create, sqlite_store};
 
 const APP: &str = "app:11111111-1111-4111-8111-111111111111";
 const USER_ALICE: &str = "user:aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 const USER_BOB: &str = "user:bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
-
-fn create(description: &str) -> CreateToDoRequest {
-    CreateToDoRequest {
-        todo: Some(ToDo {
-            description: description.into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn crud_round_trip_as_application() {

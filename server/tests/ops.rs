@@ -11,24 +11,14 @@ use std::{
 
 use async_trait::async_trait;
 use dev_authority::{DevAuthority, defaults};
-use todo_proto::v1::{CreateToDoRequest, ToDo, to_do_service_client::ToDoServiceClient};
+use todo_proto::v1::to_do_service_client::ToDoServiceClient;
 use todo_server::store::{NewToDo, Store, StoreError, ToDoRecord, Visibility};
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::util::{APP_OID, TestServer, as_caller, sqlite_store};
-
-fn create(description: &str) -> CreateToDoRequest {
-    CreateToDoRequest {
-        todo: Some(ToDo {
-            description: description.into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
+use crate::util::{APP_OID, TestServer, as_caller, create, sqlite_store};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -15,9 +15,7 @@ use std::{process::Command, sync::Arc, time::Duration};
 
 use todo_proto::v1::{CreateToDoRequest, ListToDosRequest, ToDo};
 use tonic::Code;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
 use util::{APP_OID, PgSchema, TestServer, as_caller, postgres_url};
 
 /// `pg_ctlcluster VERSION main ACTION`.
@@ -102,7 +100,7 @@ async fn server_survives_a_postgres_restart() {
     todo.create_to_do(as_caller(&caller, create("before")))
         .await
         .unwrap();
-    wait_for(&mut health, ServingStatus::Serving).await;
+    util::wait_for_health(&mut health, "todo.v1.ToDoService", ServingStatus::Serving).await;
 
     let restart = Restart;
     assert!(pg_ctl("stop"), "pg_ctlcluster stop failed");
@@ -111,7 +109,12 @@ async fn server_survives_a_postgres_restart() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    wait_for(&mut health, ServingStatus::NotServing).await;
+    util::wait_for_health(
+        &mut health,
+        "todo.v1.ToDoService",
+        ServingStatus::NotServing,
+    )
+    .await;
 
     assert!(pg_ctl("start"), "pg_ctlcluster start failed");
     drop(restart);
@@ -136,25 +139,6 @@ async fn server_survives_a_postgres_restart() {
         .into_inner();
     let texts: Vec<_> = all.todos.iter().map(|t| t.description.as_str()).collect();
     assert_eq!(texts, ["before", "after"]);
-    wait_for(&mut health, ServingStatus::Serving).await;
+    util::wait_for_health(&mut health, "todo.v1.ToDoService", ServingStatus::Serving).await;
     server.stop().await;
-}
-
-async fn wait_for(health: &mut HealthClient<tonic::transport::Channel>, want: ServingStatus) {
-    let mut last = ServingStatus::Unknown;
-    for _ in 0..100 {
-        last = health
-            .check(HealthCheckRequest {
-                service: "todo.v1.ToDoService".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status();
-        if last == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("health stayed {last:?}, expected {want:?}");
 }

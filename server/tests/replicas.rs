@@ -11,27 +11,15 @@ use std::{
     time::Duration,
 };
 
-use todo_proto::v1::{CreateToDoRequest, GetToDoRequest, ToDo, UpdateToDoRequest};
+use todo_proto::v1::{GetToDoRequest, ToDo, UpdateToDoRequest};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::Code;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::{
     crash::{client, start_child},
-    util::{APP_OID, PgSchema, TestServer, as_caller, postgres_url},
+    util::{APP_OID, PgSchema, TestServer, as_caller, create, postgres_url, wait_for_health},
 };
-
-fn create(description: &str) -> CreateToDoRequest {
-    CreateToDoRequest {
-        todo: Some(ToDo {
-            description: description.into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_database() {
@@ -227,7 +215,7 @@ async fn database_outage_is_unavailable_then_recovers() {
         .await
         .unwrap()
         .into_inner();
-    wait_for_health(&mut health, ServingStatus::Serving).await;
+    wait_for_health(&mut health, "todo.v1.ToDoService", ServingStatus::Serving).await;
 
     proxy.cut();
     for _ in 0..3 {
@@ -249,7 +237,12 @@ async fn database_outage_is_unavailable_then_recovers() {
             .unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
-    wait_for_health(&mut health, ServingStatus::NotServing).await;
+    wait_for_health(
+        &mut health,
+        "todo.v1.ToDoService",
+        ServingStatus::NotServing,
+    )
+    .await;
 
     proxy.restore();
     // Recovers by itself: no restart, no reconfiguration.
@@ -276,28 +269,6 @@ async fn database_outage_is_unavailable_then_recovers() {
             .await
             .expect("every call succeeds after recovery");
     }
-    wait_for_health(&mut health, ServingStatus::Serving).await;
+    wait_for_health(&mut health, "todo.v1.ToDoService", ServingStatus::Serving).await;
     server.stop().await;
-}
-
-async fn wait_for_health(
-    health: &mut HealthClient<tonic::transport::Channel>,
-    want: ServingStatus,
-) {
-    let mut last = ServingStatus::Unknown;
-    for _ in 0..100 {
-        last = health
-            .check(HealthCheckRequest {
-                service: "todo.v1.ToDoService".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status();
-        if last == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("health stayed {last:?}, expected {want:?}");
 }

@@ -113,6 +113,42 @@ pub(crate) fn as_caller<T>(caller: &str, message: T) -> tonic::Request<T> {
     request
 }
 
+/// A create request for `description`.
+pub(crate) fn create(description: &str) -> todo_proto::v1::CreateToDoRequest {
+    todo_proto::v1::CreateToDoRequest {
+        todo: Some(todo_proto::v1::ToDo {
+            description: description.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Polls the health service until `service` reports `want` (10 s at most).
+pub(crate) async fn wait_for_health(
+    health: &mut tonic_health::pb::health_client::HealthClient<Channel>,
+    service: &str,
+    want: tonic_health::pb::health_check_response::ServingStatus,
+) {
+    let mut last = None;
+    for _ in 0..100 {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status();
+        if status == want {
+            return;
+        }
+        last = Some(status);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("health of {service:?} stayed {last:?}, expected {want:?}");
+}
+
 /// A SQLite store in a fresh temporary folder (kept alive by the returned guard).
 pub(crate) async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
