@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs the tools the tests drive
 # (grpcurl, Python grpcio-tools and MSAL in .venv, buf through npm), checks the
-# contract with `buf lint`, then runs every Rust test.
+# contract with `buf lint` and `buf breaking` against main, runs every Rust
+# test, then generates the Python/TypeScript/Go stubs and runs the examples and
+# README recipes against a live dev authority and server.
 #
-# Needs: cargo, python3 (with venv), node/npm. Set TODO_TEST_SKIP_LINT=1 to
-# skip fmt/clippy/buf (they also run in CI).
+# Needs: cargo, python3 (with venv), node/npm, jq; for the Go stubs
+# protoc-gen-go and protoc-gen-go-grpc (skipped without them, except in CI).
+# Set TODO_TEST_SKIP_LINT=1 to skip fmt/clippy/buf (they also run in CI), and
+# TODO_TEST_SKIP_EXAMPLES=1 to skip the stubs and examples steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,10 +18,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv for the test tools"
   python3 -m venv .venv
 fi
-if ! cmp -s scripts/requirements-test.txt .venv/.requirements 2>/dev/null; then
+requirements=$(cat scripts/requirements-test.txt examples/python/requirements.txt)
+if [ "$requirements" != "$(cat .venv/.requirements 2>/dev/null)" ]; then
   echo "==> installing test tools (grpcurl, grpcio-tools, msal) into .venv"
-  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-  cp scripts/requirements-test.txt .venv/.requirements
+  .venv/bin/pip install --quiet --disable-pip-version-check \
+    -r scripts/requirements-test.txt -r examples/python/requirements.txt
+  printf '%s\n' "$requirements" >.venv/.requirements
 fi
 export TODO_TEST_PYTHON="$PWD/.venv/bin/python"
 export TODO_TEST_GRPCURL="$PWD/.venv/bin/grpcurl"
@@ -35,6 +41,18 @@ echo "==> PostgreSQL for tests: ${TODO_TEST_POSTGRES_URL:-none (PostgreSQL tests
 if [ "${TODO_TEST_SKIP_LINT:-0}" != 1 ]; then
   echo "==> buf lint (proto/)"
   npx --yes "@bufbuild/buf@${BUF_VERSION}" lint
+  # On main this compares main with itself; on a branch it catches any change
+  # to proto/ that would break existing clients or stubs.
+  if git rev-parse -q --verify refs/heads/main >/dev/null; then
+    against='.git#branch=main'
+  elif git rev-parse -q --verify refs/remotes/origin/main >/dev/null; then
+    against='.git#ref=refs/remotes/origin/main'
+  else
+    echo "no main branch to compare proto/ with" >&2
+    exit 1
+  fi
+  echo "==> buf breaking (proto/ against $against)"
+  npx --yes "@bufbuild/buf@${BUF_VERSION}" breaking --against "$against"
   echo "==> cargo fmt --check"
   cargo fmt --all -- --check
   echo "==> cargo clippy"
@@ -43,3 +61,12 @@ fi
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+
+if [ "${TODO_TEST_SKIP_EXAMPLES:-0}" != 1 ]; then
+  echo "==> stubs: buf generate for Python, TypeScript and Go (buf.gen.yaml), then check them"
+  PYTHON="$TODO_TEST_PYTHON" scripts/gen-stubs.sh
+
+  echo "==> examples (Python MSAL, Node MSAL, TypeScript stubs) and README grpcurl recipes"
+  echo "    against a live todo-authority and todo-server"
+  PYTHON="$TODO_TEST_PYTHON" scripts/run-examples.sh
+fi
