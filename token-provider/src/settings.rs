@@ -362,7 +362,3 @@ fn string(map: &Map<String, Value>, context: &str, key: &str) -> Result<Option<S
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
