@@ -361,4 +361,3 @@ fn string(map: &Map<String, Value>, context: &str, key: &str) -> Result<Option<S
         Some(_) => Err(Error::Config(format!("{context}:{key} is not a string"))),
     }
 }
-
