@@ -141,6 +141,19 @@ pub enum Error {
         /// The configured authority.
         authority: String,
     },
+    /// The token names a key that is not among the loaded ones, and the
+    /// authority could not be reached to look for it (a key rollover during
+    /// an outage, most likely). Retryable: the key is fetched once the
+    /// authority answers again.
+    #[error(
+        "signing key `{kid}` is not among the loaded keys and {authority} cannot be reached to refresh them; retry shortly"
+    )]
+    SigningKeyUnavailable {
+        /// The token's `kid` (shortened).
+        kid: String,
+        /// The configured authority.
+        authority: String,
+    },
 
     // === a valid token that may not do this ===
     /// The RPC is not in the permission table: denied by default.
@@ -188,7 +201,9 @@ impl Error {
             Error::InvalidIssuer { .. } => "INVALID_ISSUER",
             Error::InvalidAudience { .. } => "INVALID_AUDIENCE",
             Error::MissingRoles => "MISSING_ROLES",
-            Error::KeysUnavailable { .. } => "KEYS_UNAVAILABLE",
+            Error::KeysUnavailable { .. } | Error::SigningKeyUnavailable { .. } => {
+                "KEYS_UNAVAILABLE"
+            }
             Error::RpcNotAllowed { .. } => "RPC_NOT_ALLOWED",
             Error::PermissionDenied { .. } => "INSUFFICIENT_PERMISSION",
             Error::ClientNotAllowed { .. } => "CLIENT_NOT_ALLOWED",
@@ -198,11 +213,14 @@ impl Error {
     /// The gRPC code a caller sees.
     ///
     /// An unidentified caller always gets `UNAUTHENTICATED`, never
-    /// `PERMISSION_DENIED`; missing keys are `UNAVAILABLE` (fail closed, retryable).
+    /// `PERMISSION_DENIED`; keys that cannot be had from the authority are
+    /// `UNAVAILABLE` (fail closed, retryable).
     pub fn code(&self) -> Code {
         match self {
             Error::Config(_) | Error::Io { .. } | Error::Fetch { .. } => Code::Internal,
-            Error::KeysUnavailable { .. } => Code::Unavailable,
+            Error::KeysUnavailable { .. } | Error::SigningKeyUnavailable { .. } => {
+                Code::Unavailable
+            }
             Error::RpcNotAllowed { .. }
             | Error::PermissionDenied { .. }
             | Error::ClientNotAllowed { .. } => Code::PermissionDenied,

@@ -5,10 +5,13 @@
 //! - All fetches go through one "in flight" slot, so concurrent refreshes
 //!   share one request to the authority (single-flight). The fetch runs as
 //!   its own task: a cancelled caller does not abort it.
-//! - Refreshes forced by an unknown `kid` are rate-limited.
+//! - Refreshes forced by an unknown `kid` are rate-limited: at most one per
+//!   `min_forced_refresh_interval` while the authority answers; while it
+//!   fails, they are spaced by the retry backoff instead, so that a key
+//!   published during an outage is fetched soon after the authority returns.
 //! - A failed refresh keeps the last known good keys.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,9 @@ use crate::metadata::{Fetcher, KeySet};
 
 type Refresh = Shared<BoxFuture<'static, bool>>;
 
+/// Longest wait the store computes an instant for (longer settings mean "never").
+const LONGEST_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Called with each newly installed key set (the token cache drops retired kids).
 pub(crate) type OnChange = Box<dyn Fn(&KeySet) + Send + Sync>;
 
@@ -33,15 +39,21 @@ pub(crate) struct KeyStore {
     fetcher: Fetcher,
     authority: String,
     min_forced_interval: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
     state: Mutex<RefreshState>,
     generations: AtomicU64,
+    /// Whether the latest fetch (background or forced) failed.
+    last_fetch_failed: AtomicBool,
     on_change: OnChange,
 }
 
-#[derive(Default)]
 struct RefreshState {
     in_flight: Option<Refresh>,
-    last_forced: Option<Instant>,
+    /// No forced refresh starts before this instant.
+    next_forced: Option<Instant>,
+    /// How long forced refreshes wait after the next failed fetch.
+    failure_backoff: Duration,
 }
 
 /// Timing of the background loop.
@@ -73,9 +85,17 @@ impl KeyStore {
             ready: watch::Sender::new(false),
             fetcher: Fetcher::new(config)?,
             authority: config.authority.to_string(),
-            min_forced_interval: config.min_forced_refresh_interval,
-            state: Mutex::new(RefreshState::default()),
+            // Bounded so that `Instant::now() + wait` cannot overflow.
+            min_forced_interval: config.min_forced_refresh_interval.min(LONGEST_WAIT),
+            backoff_min: config.retry_backoff_min.min(LONGEST_WAIT),
+            backoff_max: config.retry_backoff_max.min(LONGEST_WAIT),
+            state: Mutex::new(RefreshState {
+                in_flight: None,
+                next_forced: None,
+                failure_backoff: config.retry_backoff_min.min(LONGEST_WAIT),
+            }),
             generations: AtomicU64::new(0),
+            last_fetch_failed: AtomicBool::new(false),
             on_change,
         }))
     }
@@ -98,6 +118,12 @@ impl KeyStore {
         self.ready.subscribe()
     }
 
+    /// Whether the latest attempt to fetch the keys failed (the authority is
+    /// unreachable or answering errors, as far as this store knows).
+    pub(crate) fn last_fetch_failed(&self) -> bool {
+        self.last_fetch_failed.load(Ordering::Relaxed)
+    }
+
     /// A token named a `kid` that generation `seen` does not have: refresh
     /// (or join a refresh in flight) unless one was forced too recently.
     ///
@@ -111,14 +137,11 @@ impl KeyStore {
             match &state.in_flight {
                 Some(refresh) => refresh.clone(),
                 None => {
-                    if state
-                        .last_forced
-                        .is_some_and(|t| t.elapsed() < self.min_forced_interval)
-                    {
+                    if state.next_forced.is_some_and(|t| Instant::now() < t) {
                         tracing::debug!(authority = %self.authority, "forced key refresh skipped: rate limit");
                         return false;
                     }
-                    state.last_forced = Some(Instant::now());
+                    state.next_forced = Some(Instant::now() + self.min_forced_interval);
                     metrics::counter!("entra_auth_forced_key_refreshes_total").increment(1);
                     tracing::info!(authority = %self.authority, "unknown signing key: refreshing keys");
                     self.start(&mut state)
@@ -157,12 +180,27 @@ impl KeyStore {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 metrics::gauge!("entra_auth_keys_last_refresh_timestamp_seconds").set(now);
+                self.last_fetch_failed.store(false, Ordering::Relaxed);
+                self.lock_state().failure_backoff = self.backoff_min;
                 self.install(set);
                 true
             }
             Err(error) => {
                 metrics::counter!("entra_auth_key_refreshes_total", "outcome" => "error")
                     .increment(1);
+                self.last_fetch_failed.store(true, Ordering::Relaxed);
+                {
+                    // While the authority fails, the next forced refresh may
+                    // start after the backoff, not the whole rate-limit period.
+                    let mut state = self.lock_state();
+                    let retry_at = Instant::now() + state.failure_backoff;
+                    state.next_forced =
+                        Some(state.next_forced.map_or(retry_at, |t| t.min(retry_at)));
+                    state.failure_backoff = state
+                        .failure_backoff
+                        .saturating_mul(2)
+                        .min(self.backoff_max);
+                }
                 let known = self.peek().is_some();
                 tracing::warn!(
                     authority = %self.authority,

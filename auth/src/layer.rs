@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use tower::{Layer, Service};
 
 use crate::{Caller, Error, Permissions, Validator};
@@ -96,7 +96,7 @@ async fn authorize(
     head: &Parts,
 ) -> Result<Caller, Error> {
     let path = head.uri.path();
-    let caller = match bearer_token(head) {
+    let caller = match bearer_token(&head.headers) {
         Ok(token) => validator.validate(token).await,
         Err(error) => Err(error),
     };
@@ -123,8 +123,8 @@ async fn authorize(
 }
 
 /// The token of the one `authorization: Bearer <token>` header.
-fn bearer_token(head: &Parts) -> Result<&str, Error> {
-    let mut values = head.headers.get_all(AUTHORIZATION).iter();
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = match (values.next(), values.next()) {
         (None, _) => return Err(Error::MissingToken),
         (Some(_), Some(_)) => {

@@ -33,10 +33,15 @@ mod caller;
 mod config;
 pub mod dotnet_json;
 mod error;
+// Fuzzing entry points: only with `--cfg fuzzing` (cargo fuzz), never in a normal build.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod layer;
 mod metadata;
 mod permissions;
+mod policy;
 mod token;
 mod validate;
 

@@ -77,11 +77,6 @@ impl Fetcher {
             issuer: String,
             jwks_uri: String,
         }
-        #[derive(Deserialize)]
-        struct Jwks {
-            keys: Vec<Value>,
-        }
-
         let discovery: Discovery = self.get_json(&self.metadata_url).await?;
         let jwks_url = Url::parse(&discovery.jwks_uri)
             .ok()
@@ -97,15 +92,7 @@ impl Fetcher {
             });
         }
         let jwks: Jwks = self.get_json(jwks_url.as_str()).await?;
-        let mut keys = HashMap::new();
-        for jwk in &jwks.keys {
-            match parse_jwk(jwk) {
-                Ok((kid, key)) => {
-                    keys.insert(kid, key);
-                }
-                Err(why) => tracing::debug!(%why, "skipping JWKS key"),
-            }
-        }
+        let keys = jwks.signing_keys();
         if keys.is_empty() {
             return Err(Error::Fetch {
                 url: jwks_url.to_string(),
@@ -148,6 +135,28 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| fail(format!("invalid JSON: {e}")))
+    }
+}
+
+/// A JWKS document: `{"keys": [...]}`.
+#[derive(Deserialize)]
+pub(crate) struct Jwks {
+    keys: Vec<Value>,
+}
+
+impl Jwks {
+    /// The usable RS256 keys by `kid`; unusable entries are skipped.
+    pub(crate) fn signing_keys(&self) -> HashMap<String, SigningKey> {
+        let mut keys = HashMap::new();
+        for jwk in &self.keys {
+            match parse_jwk(jwk) {
+                Ok((kid, key)) => {
+                    keys.insert(kid, key);
+                }
+                Err(why) => tracing::debug!(%why, "skipping JWKS key"),
+            }
+        }
+        keys
     }
 }
 

@@ -198,9 +198,14 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str, what: &str) -> Result<T
         .decode(part)
         .map_err(|_| Error::Malformed(format!("token {what} is not base64url")))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        // serde_json's message names a position and, for duplicates, the field;
-        // it never quotes token content beyond a field name.
-        Error::Malformed(format!("token {what} is not a JSON object: {e}"))
+        // serde_json's message names a position and, for duplicates, the
+        // field, but for a JSON value of the wrong type (`"header": a string`)
+        // it quotes the value: token content, so it goes through `echo` like
+        // any other (issue #8: found by fuzzing).
+        Error::Malformed(format!(
+            "token {what} is not a JSON object: {}",
+            echo(&e.to_string())
+        ))
     })
 }
 

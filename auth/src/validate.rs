@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::Algorithm;
 use tokio::sync::watch;
 
 use crate::cache::{TokenCache, Verified};
 use crate::error::echo;
 use crate::keys::{AbortOnDrop, KeyStore, Schedule};
 use crate::metadata::KeySet;
+use crate::policy::Policy;
 use crate::{AuthLayer, Caller, Config, Error, Permissions, token};
 
 /// Validates Entra access tokens for one authority and API.
@@ -27,10 +27,7 @@ pub struct Validator {
 struct Inner {
     keys: Arc<KeyStore>,
     cache: Arc<TokenCache>,
-    audiences: Vec<String>,
-    allowed_client_ids: Option<Vec<String>>,
-    skew: i64,
-    max_token_bytes: usize,
+    policy: Policy,
     _background: AbortOnDrop,
 }
 
@@ -61,10 +58,7 @@ impl Validator {
             inner: Arc::new(Inner {
                 keys,
                 cache,
-                audiences: config.effective_audiences(),
-                allowed_client_ids: config.allowed_client_ids,
-                skew: i64::try_from(config.clock_skew.as_secs()).unwrap_or(i64::MAX / 4),
-                max_token_bytes: config.max_token_bytes,
+                policy: Policy::new(&config),
                 _background: background,
             }),
         })
@@ -91,10 +85,7 @@ impl Validator {
 
     /// Whether `azp` is on the ACL allow-list ([`Config::allowed_client_ids`]).
     pub fn is_allow_listed(&self, azp: &str) -> bool {
-        self.inner
-            .allowed_client_ids
-            .as_ref()
-            .is_some_and(|ids| ids.iter().any(|id| id == azp))
+        self.inner.policy.is_allow_listed(azp)
     }
 
     /// A tower layer that authenticates every call with this validator and
@@ -106,12 +97,7 @@ impl Validator {
     /// Validates a bearer token (without the `Bearer ` prefix).
     pub async fn validate(&self, token: &str) -> Result<Caller, Error> {
         let inner = &*self.inner;
-        if token.len() > inner.max_token_bytes {
-            return Err(Error::TokenTooLarge {
-                size: token.len(),
-                max: inner.max_token_bytes,
-            });
-        }
+        inner.policy.check_size(token)?;
         let now = unix_now();
         {
             // Fast path: a cheap, non-`Send` read of the keys, dropped before any await.
@@ -121,7 +107,7 @@ impl Validator {
                     authority: inner.keys.authority().to_owned(),
                 });
             };
-            if let Some(caller) = inner.cache.get(token, now, inner.skew, keys) {
+            if let Some(caller) = inner.cache.get(token, now, inner.policy.skew, keys) {
                 metrics::counter!("entra_auth_token_cache_hits_total").increment(1);
                 return Ok(caller);
             }
@@ -143,114 +129,29 @@ impl Validator {
             }
         }
         let Some(key) = keys.keys.get(&kid) else {
+            // Fail closed either way. If the authority could not be reached
+            // to look for the key, the token may well be valid (a rollover
+            // during an outage): say so, and make it retryable.
+            if inner.keys.last_fetch_failed() {
+                return Err(Error::SigningKeyUnavailable {
+                    kid: echo(&kid),
+                    authority: inner.keys.authority().to_owned(),
+                });
+            }
             return Err(Error::UnknownSigningKey { kid: echo(&kid) });
         };
-        let verified = jsonwebtoken::crypto::verify(
-            parts.signature,
-            parts.signed.as_bytes(),
-            &key.key,
-            Algorithm::RS256,
-        );
-        if !matches!(verified, Ok(true)) {
-            return Err(Error::InvalidSignature { kid: echo(&kid) });
-        }
-
-        let claims = token::claims(parts.payload)?;
         let now = unix_now();
-        let exp = claims.exp()?;
-        if exp <= now - inner.skew {
-            return Err(Error::Expired {
-                exp,
-                ago: now - exp,
-                skew: inner.skew as u64,
-            });
-        }
-        let nbf = claims.nbf()?;
-        if let Some(nbf) = nbf.filter(|nbf| *nbf > now + inner.skew) {
-            return Err(Error::NotYetValid {
-                nbf,
-                wait: nbf - now,
-                skew: inner.skew as u64,
-            });
-        }
-        check_issuer(
-            claims.iss()?,
-            claims.tid()?,
-            &keys.issuer,
-            key.issuer.as_deref(),
-        )?;
-        self.check_audience(&claims.aud()?)?;
-
-        let roles = claims.roles()?;
-        let scopes = claims.scopes()?;
-        let azp = claims.azp()?;
-        if roles.is_empty() && scopes.is_empty() && !self.is_allow_listed(azp) {
-            return Err(Error::MissingRoles);
-        }
-        let app_only = match claims.idtyp()? {
-            Some(idtyp) => idtyp == "app",
-            None => !roles.is_empty() && scopes.is_empty(),
-        };
-        let caller = Caller {
-            oid: claims.oid()?.to_owned(),
-            tid: claims.tid()?.to_owned(),
-            azp: azp.to_owned(),
-            roles,
-            scopes,
-            app_only,
-        };
+        let checked = inner.policy.check(&parts, &kid, key, &keys.issuer, now)?;
         let verified = Verified {
-            caller: &caller,
+            caller: &checked.caller,
             kid: &kid,
-            exp,
-            nbf,
+            exp: checked.exp,
+            nbf: checked.nbf,
             generation: keys.generation,
         };
         inner.cache.insert(token, verified, now);
-        Ok(caller)
+        Ok(checked.caller)
     }
-
-    fn check_audience(&self, aud: &[&str]) -> Result<(), Error> {
-        let accepted = &self.inner.audiences;
-        if aud.iter().any(|a| accepted.iter().any(|x| x == a)) {
-            return Ok(());
-        }
-        let found: Vec<String> = aud.iter().take(4).map(|a| echo(a)).collect();
-        Err(Error::InvalidAudience {
-            found: found.join(", "),
-            accepted: accepted.join(", "),
-        })
-    }
-}
-
-/// `iss` must be the metadata issuer (with `{tenantid}` replaced by `tid`),
-/// must name `tid` (as a path segment or the host's first label), and must
-/// match the key's own issuer when the JWKS gives one.
-fn check_issuer(iss: &str, tid: &str, metadata: &str, key: Option<&str>) -> Result<(), Error> {
-    let invalid = |expected: String| Error::InvalidIssuer {
-        found: echo(iss),
-        expected,
-    };
-    let expected = metadata.replace("{tenantid}", tid);
-    if iss != expected {
-        return Err(invalid(echo(&expected)));
-    }
-    let rest = iss.split_once("://").map_or(iss, |(_, rest)| rest);
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let names_tid = host.split('.').next() == Some(tid) || path.split('/').any(|s| s == tid);
-    if !names_tid {
-        return Err(invalid(format!("an issuer of tenant {} (tid)", echo(tid))));
-    }
-    if let Some(key_issuer) = key {
-        let key_issuer = key_issuer.replace("{tenantid}", tid);
-        if iss != key_issuer {
-            return Err(invalid(format!(
-                "{} (the signing key's issuer)",
-                echo(&key_issuer)
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn unix_now() -> i64 {
@@ -264,33 +165,9 @@ impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Validator")
             .field("authority", &self.inner.keys.authority())
-            .field("audiences", &self.inner.audiences)
+            .field("audiences", &self.inner.policy.audiences())
             .field("ready", &self.is_ready())
             .field("cache", &self.inner.cache)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_issuer;
-
-    #[test]
-    fn issuer_rules() {
-        let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
-        let workforce = format!("https://login.microsoftonline.com/{tid}/v2.0");
-        assert!(check_issuer(&workforce, tid, &workforce, None).is_ok());
-        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
-        assert!(check_issuer(&workforce, tid, template, Some(template)).is_ok());
-        // Template filled with another tenant's tid does not match.
-        assert!(check_issuer(&workforce, "other", template, None).is_err());
-        // A fixed issuer that does not name the tid.
-        let fixed = "https://login.microsoftonline.com/common/v2.0";
-        assert!(check_issuer(fixed, tid, fixed, None).is_err());
-        // CIAM: the tenant GUID is the host's first label.
-        let ciam = format!("https://{tid}.ciamlogin.com/{tid}/v2.0");
-        assert!(check_issuer(&ciam, tid, &ciam, None).is_ok());
-        // Key issuer disagrees.
-        assert!(check_issuer(&workforce, tid, &workforce, Some("https://evil/")).is_err());
     }
 }

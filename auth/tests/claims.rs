@@ -157,6 +157,29 @@ async fn each_defect_fails_for_its_own_reason() {
             })),
             "INVALID_CLAIM",
         ),
+        // Regression (issue #8, fuzzing): `now - exp` overflowed (a panic in
+        // debug builds) for extreme NumericDates; they fail like any other.
+        (
+            "exp at i64::MIN",
+            k1.sign(&with(valid.clone(), |c| {
+                c.insert("exp".into(), json!(i64::MIN));
+            })),
+            "TOKEN_EXPIRED",
+        ),
+        (
+            "exp as -1e300",
+            k1.sign(&with(valid.clone(), |c| {
+                c.insert("exp".into(), json!(-1e300));
+            })),
+            "TOKEN_EXPIRED",
+        ),
+        (
+            "nbf at i64::MAX",
+            k1.sign(&with(valid.clone(), |c| {
+                c.insert("nbf".into(), json!(i64::MAX));
+            })),
+            "TOKEN_NOT_YET_VALID",
+        ),
         (
             "not yet valid",
             k1.sign(&with(valid.clone(), |c| {
@@ -298,6 +321,41 @@ async fn messages_say_what_is_wrong() {
     let error = validator.validate(&expired).await.unwrap_err();
     assert!(error.to_string().starts_with("token expired"), "{error}");
     assert!(matches!(error, Error::Expired { .. }));
+}
+
+/// Regression (issue #8, found by fuzzing): a header or claims part that is
+/// JSON of the wrong type (a string) made serde's error message quote it, so
+/// token content of any length and any characters reached the status
+/// message and the log line. It is now cut short and printable ASCII, like
+/// every value copied from a token.
+#[tokio::test]
+async fn malformed_parts_are_not_echoed() {
+    let [k1, ..] = test_keys();
+    let authority = TestAuthority::start(&[k1]).await;
+    let validator = ready_validator(authority.config()).await;
+    let hostile = format!(
+        "\"{}\u{202e}\\n\\u001b[31m{}\"",
+        "é".repeat(2000),
+        "x".repeat(5000)
+    );
+    let claims = b64_json(&app_claims(&authority.issuer()));
+    for token in [
+        format!("{}.{claims}.sig", base64_url(hostile.as_bytes())),
+        k1.sign_raw(
+            &b64_json(&json!({"typ": "JWT", "alg": "RS256", "kid": k1.kid})),
+            &base64_url(hostile.as_bytes()),
+        ),
+    ] {
+        let error = validator.validate(&token).await.unwrap_err();
+        assert_eq!(error.reason(), "MALFORMED_TOKEN");
+        let message = error.to_status().message().to_owned();
+        assert!(message.len() < 200, "{} bytes: {message}", message.len());
+        assert!(
+            message.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+            "{message:?}"
+        );
+        assert!(!message.contains("xxxxxxxxxx"), "{message}");
+    }
 }
 
 #[tokio::test]

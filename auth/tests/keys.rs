@@ -175,12 +175,14 @@ async fn authority_down_mid_run_keeps_last_known_keys() {
 
     authority.set_down(true);
     let before = authority.jwks_fetches();
-    // A forced refresh fails too.
+    // A forced refresh fails too: fail closed, but retryable (the key may be
+    // a real one published during the outage), not "unknown key".
     let error = validator
         .validate(&k3.sign(&app_claims(&authority.issuer())))
         .await
         .unwrap_err();
-    assert_eq!(error.reason(), "UNKNOWN_SIGNING_KEY");
+    assert_eq!(error.reason(), "KEYS_UNAVAILABLE", "{error}");
+    assert_eq!(error.to_status().code(), tonic::Code::Unavailable);
     for token in &fresh {
         validator
             .validate(token)
@@ -283,4 +285,58 @@ async fn trust_roots_come_from_the_ca_file() {
         Validator::new(missing).is_err(),
         "an unreadable CA file is a config error"
     );
+}
+
+/// Regression (issue #8, authority faults): a key published while the
+/// authority was down used to be refused for the whole forced-refresh rate
+/// limit (5 min) after the authority returned, because the failed forced
+/// refresh counted against it. Now a failed fetch only delays the next forced
+/// refresh by the retry backoff.
+#[tokio::test]
+async fn key_rotated_during_an_outage_is_picked_up_when_the_authority_returns() {
+    let [k1, k2, _] = test_keys();
+    let authority = TestAuthority::start(&[k1]).await;
+    let validator = ready_validator(authority.config()).await; // rate limit: default 5 min
+    let old = k1.sign(&app_claims(&authority.issuer()));
+    let new = k2.sign(&app_claims(&authority.issuer()));
+
+    // Rollover and outage before the validator has seen the new key.
+    authority.publish(&[k1, k2]);
+    authority.set_down(true);
+    for _ in 0..3 {
+        let error = validator.validate(&new).await.unwrap_err();
+        assert_eq!(error.reason(), "KEYS_UNAVAILABLE", "{error}");
+        validator
+            .validate(&old)
+            .await
+            .expect("old key still verifies");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    authority.set_down(false);
+    // The retry backoff is 50–200 ms in tests (1–60 s by default).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match validator.validate(&new).await {
+            Ok(_) => break,
+            Err(error) => {
+                assert_eq!(error.reason(), "KEYS_UNAVAILABLE", "{error}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "new key not picked up after the authority returned"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // Random kids while the authority answers are UNKNOWN again, and do not
+    // reach the authority (the successful refresh restarted the rate limit).
+    let fetches = authority.jwks_fetches();
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "random"});
+    let error = validator
+        .validate(&k1.sign_with_header(&header, &app_claims(&authority.issuer())))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "UNKNOWN_SIGNING_KEY");
+    assert_eq!(authority.jwks_fetches(), fetches);
 }

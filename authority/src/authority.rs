@@ -231,6 +231,16 @@ impl DevAuthority {
         self.shared.state.sign_claims(claims)
     }
 
+    /// Signs a header and a payload given as JSON text, byte for byte (each base64url
+    /// encoded as is), with the current signing key: RS256 whatever the header's `alg`
+    /// says, so the header may carry anything (`jku`, an odd `kid`, …) and the payload
+    /// duplicate claims or wrong JSON types. DEVELOPMENT AND TESTS ONLY: for
+    /// hostile-input tests of validators. Use [`DevAuthority::signing_kid`] for a `kid`
+    /// that names the key.
+    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> Result<String, Error> {
+        self.shared.state.sign_raw(header_json, payload_json)
+    }
+
     /// Publishes a new signing key next to the current one and signs with it from now on;
     /// any older key is retired.
     pub fn rotate_keys(&self) -> Result<KeyRotation, Error> {

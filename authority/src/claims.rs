@@ -102,6 +102,28 @@ impl AccessTokenClaims {
     }
 }
 
+/// Signs `header_json` and `payload_json` exactly as given (each base64url
+/// encoded, byte for byte) with the current key, RS256, whatever the header
+/// says. For hostile-input tests only: odd headers, duplicate claims, wrong
+/// JSON types.
+pub(crate) fn sign_raw(
+    keys: &KeySet,
+    header_json: &str,
+    payload_json: &str,
+) -> Result<String, Error> {
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header_json),
+        URL_SAFE_NO_PAD.encode(payload_json)
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        signed.as_bytes(),
+        &keys.current().encoding,
+        Algorithm::RS256,
+    )?;
+    Ok(format!("{signed}.{signature}"))
+}
+
 /// Signs any claims with the current key: RS256, `typ: JWT`, `kid`.
 pub(crate) fn sign<T: Serialize>(keys: &KeySet, claims: &T) -> Result<String, Error> {
     let key = keys.current();

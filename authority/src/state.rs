@@ -228,6 +228,13 @@ impl AuthorityState {
         claims::sign(&self.keys(), claims)
     }
 
+    /// Signs a header and a payload given as JSON text, byte for byte, with the current
+    /// signing key (RS256, whatever the header's `alg` says). DEVELOPMENT AND TESTS ONLY:
+    /// for hostile-input tests of validators (`jku` headers, duplicate claims, wrong types).
+    pub fn sign_raw(&self, header_json: &str, payload_json: &str) -> Result<String, Error> {
+        claims::sign_raw(&self.keys(), header_json, payload_json)
+    }
+
     /// Publishes a new signing key next to the current one and signs with it from now on;
     /// a key published before that is retired.
     pub fn rotate_keys(&self) -> Result<KeyRotation, Error> {

@@ -384,6 +384,41 @@ async fn minted_tokens_verify_and_are_not_counted() {
 }
 
 #[tokio::test]
+async fn sign_raw_signs_header_and_payload_byte_for_byte() {
+    use base64::Engine as _;
+    let authority = start().await;
+    let kid = authority.signing_kid();
+    let header = format!(r#"{{"alg":"RS256","kid":"{kid}","jku":"https://evil/keys"}}"#);
+    let claims = authority
+        .claims_for(defaults::DAEMON_CLIENT, defaults::TODO_API)
+        .unwrap();
+    // A duplicate claim: no serialiser would produce it.
+    let payload =
+        serde_json::to_string(&claims)
+            .unwrap()
+            .replacen('{', r#"{"aud":"someone-else","#, 1);
+    let token = authority.sign_raw(&header, &payload).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    assert_eq!(b64.decode(parts[0]).unwrap(), header.as_bytes());
+    assert_eq!(b64.decode(parts[1]).unwrap(), payload.as_bytes());
+    // The signature is RS256 by the current key over exactly those bytes.
+    let jwks = authority.state().jwks(authority.base_url());
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let signed = token.rsplit_once('.').unwrap();
+    assert!(
+        jsonwebtoken::crypto::verify(
+            signed.1,
+            signed.0.as_bytes(),
+            &key,
+            jsonwebtoken::Algorithm::RS256
+        )
+        .unwrap()
+    );
+}
+
+#[tokio::test]
 async fn get_on_the_token_endpoint_is_aadsts900561() {
     let authority = start().await;
     let r = http(&authority)

@@ -17,8 +17,9 @@ use tonic_types::StatusExt;
 
 use crate::util::sqlite_store;
 
-struct Protected {
-    addr: std::net::SocketAddr,
+/// A server behind real Entra validation (see [`protected_server`]).
+pub(crate) struct Protected {
+    pub(crate) addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -32,7 +33,7 @@ impl Drop for Protected {
 }
 
 impl Protected {
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()
             .connect()
@@ -41,7 +42,11 @@ impl Protected {
     }
 }
 
-fn validation_config(authority_url: &str, api_client_id: &str, ca_pem: &str) -> entra_auth::Config {
+pub(crate) fn validation_config(
+    authority_url: &str,
+    api_client_id: &str,
+    ca_pem: &str,
+) -> entra_auth::Config {
     let mut config = entra_auth::Config::new(
         entra_auth::Authority::parse(authority_url).expect("authority"),
         api_client_id,
@@ -53,7 +58,7 @@ fn validation_config(authority_url: &str, api_client_id: &str, ca_pem: &str) -> 
 }
 
 /// A server validating tokens of `authority` with the default permission table.
-async fn protected_server(config: entra_auth::Config) -> Protected {
+pub(crate) async fn protected_server(config: entra_auth::Config) -> Protected {
     let (store, dir) = sqlite_store().await;
     let validator = entra_auth::Validator::new(config).expect("validator");
     let auth =
@@ -85,7 +90,7 @@ async fn protected_server(config: entra_auth::Config) -> Protected {
     }
 }
 
-fn api_client_id(authority: &DevAuthority) -> String {
+pub(crate) fn api_client_id(authority: &DevAuthority) -> String {
     authority
         .registrations()
         .api(defaults::TODO_API)
@@ -94,7 +99,7 @@ fn api_client_id(authority: &DevAuthority) -> String {
         .to_string()
 }
 
-fn bearer<T>(token: &str, message: T) -> Request<T> {
+pub(crate) fn bearer<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
         "authorization",
@@ -113,7 +118,7 @@ fn create(description: &str) -> CreateToDoRequest {
     }
 }
 
-async fn wait_serving(channel: Channel) {
+pub(crate) async fn wait_serving(channel: Channel) {
     let mut health = HealthClient::new(channel);
     for _ in 0..200 {
         let status = health

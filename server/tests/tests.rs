@@ -4,7 +4,9 @@
 //! real socket; the tools other languages use (grpcurl, Python grpcio) are run
 //! for real against it.
 
+mod attacks;
 mod auth;
+mod authority_faults;
 mod crash;
 mod e2e;
 mod grpcurl;
