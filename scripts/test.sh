@@ -8,7 +8,8 @@
 # Needs: cargo, python3 (with venv), node/npm, jq; for the Go stubs
 # protoc-gen-go and protoc-gen-go-grpc (skipped without them, except in CI).
 # Set TODO_TEST_SKIP_LINT=1 to skip fmt/clippy/buf (they also run in CI), and
-# TODO_TEST_SKIP_EXAMPLES=1 to skip the stubs and examples steps.
+# TODO_TEST_SKIP_EXAMPLES=1 to skip the stubs and examples steps, and
+# TODO_TEST_SKIP_FUZZ=1 to skip the short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,7 +61,28 @@ if [ "${TODO_TEST_SKIP_LINT:-0}" != 1 ]; then
 fi
 
 echo "==> cargo test"
-cargo test --workspace --locked "$@"
+cargo_log=$(mktemp)
+trap 'rm -f "$cargo_log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$cargo_log"
+
+# Short fuzzing run (fuzz/README.md): the cargo-fuzz targets (bearer tokens,
+# signed claims, JWKS, ToDo requests) built with libFuzzer instrumentation by
+# plain cargo (no cargo-fuzz install, no nightly), 12 s each over the checked-in
+# seeds; any crash fails. 1.5-2 min once the dependencies are built (cached
+# in ~/.cache/todo-fuzz); the first build takes 4-5 min more.
+# TODO_TEST_SKIP_FUZZ=1 skips it.
+if [ "${TODO_TEST_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "==> fuzzing smoke run (fuzz/run.sh, 4 targets x ${TODO_FUZZ_SECONDS:-12} s)"
+  TODO_FUZZ_TARGET_DIR="${TODO_FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-fuzz/target}" \
+    fuzz/run.sh "${TODO_FUZZ_SECONDS:-12}"
+fi
+
+# Benchmarks are not part of `cargo test` (bench/run.sh runs them); this
+# few-second run of the harness (dev authority, bench servers, load, key
+# rollover, SIGKILL durability check, client cold start) keeps it from
+# rotting: it fails unless every scenario produced numbers and no errors.
+echo "==> benchmark harness smoke run (todo-bench smoke)"
+cargo run --locked -q -p todo-bench -- smoke
 
 if [ "${TODO_TEST_SKIP_EXAMPLES:-0}" != 1 ]; then
   echo "==> stubs: buf generate for Python, TypeScript and Go (buf.gen.yaml), then check them"
@@ -70,3 +92,8 @@ if [ "${TODO_TEST_SKIP_EXAMPLES:-0}" != 1 ]; then
   echo "    against a live todo-authority and todo-server"
   PYTHON="$TODO_TEST_PYTHON" scripts/run-examples.sh
 fi
+
+# One closing line for the whole run: the Rust tests' totals (ignored tests
+# are the crash-test child server, started by its parent test).
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$cargo_log"

@@ -167,8 +167,12 @@ pub async fn serve(
         }
         server = server.tls_config(tls)?;
     }
+    // `serve_with_incoming*` ignores the builder's TCP settings: set
+    // TCP_NODELAY on accepted sockets here, or Nagle's algorithm meets the
+    // client's delayed ACK and holds small responses back for ~40 ms.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = server
-        .serve_with_incoming_shutdown(service, TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(service, incoming, shutdown)
         .await;
     readiness.abort();
     result
