@@ -11,7 +11,10 @@ use std::{
     collections::HashSet,
     fmt::Write as _,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -89,6 +92,10 @@ pub(crate) struct SuiteArgs {
     /// Also write the Markdown report here.
     #[arg(long)]
     pub(crate) output: Option<PathBuf>,
+    /// Before each load run, wait up to this many seconds for the rest of
+    /// the machine to go quiet (0: never wait).
+    #[arg(long, default_value_t = 15.0)]
+    pub(crate) quiet_wait: f64,
     /// Run only these scenario groups (besides the ceiling / authenticated
     /// baseline, which always runs): sqlite, postgres, rollover, cold-start,
     /// memory.
@@ -118,6 +125,10 @@ struct Suite {
     report: String,
     checks: Vec<Check>,
     h2load_command: Option<String>,
+    /// Runs started on a busy machine after `--quiet-wait` ran out.
+    busy_starts: AtomicU64,
+    /// Time spent waiting for a quiet machine.
+    waited_ms: AtomicU64,
 }
 
 /// A target or a functional condition, met or not.
@@ -160,15 +171,20 @@ pub(crate) async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         report: String::new(),
         checks: Vec::new(),
         h2load_command: None,
+        busy_starts: AtomicU64::new(0),
+        waited_ms: AtomicU64::new(0),
     };
     suite.header(pin);
 
     let outcome = suite.scenarios().await;
     let _ = writeln!(
         suite.report,
-        "\nLoad average at the end: {} (suite took {:.0} s).",
+        "\nLoad average at the end: {} (suite took {:.0} s, of which {:.0} s waiting for a quiet \
+         machine; runs started on a busy machine: {}).",
         loadavg(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        suite.waited_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        suite.busy_starts.load(Ordering::Relaxed)
     );
     suite.targets();
     println!("{}", suite.report);
@@ -328,9 +344,42 @@ impl Suite {
         spec: &LoadSpec,
         token: &SharedToken,
     ) -> anyhow::Result<LoadReport> {
+        self.wait_quiet().await;
         let report = load::run(spec, token).await?;
         eprintln!("  {name}: {}", report.summary());
         Ok(report)
+    }
+
+    /// Waits (up to `--quiet-wait` seconds) until the rest of the machine
+    /// uses less than 0.15 of a core, so that runs do not start while other
+    /// work (a build, another test suite) competes for the CPUs.
+    async fn wait_quiet(&self) {
+        if self.args.smoke || self.args.quiet_wait <= 0.0 {
+            return;
+        }
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(self.args.quiet_wait);
+        let window = Duration::from_millis(500);
+        loop {
+            let before = procfs::machine_busy();
+            tokio::time::sleep(window).await;
+            let busy = match (before, procfs::machine_busy()) {
+                (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() / window.as_secs_f64(),
+                _ => 0.0,
+            };
+            if busy < 0.15 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                self.busy_starts.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+        let waited = started.elapsed().saturating_sub(window);
+        self.waited_ms.fetch_add(
+            u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Starts `todo-bench serve` with `auth` over `store`.
@@ -706,7 +755,7 @@ impl Suite {
             }
             let _ = write!(
                 self.report,
-                "\n### Client cold start: {} concurrent GetToDo through TokenProvider + BearerLayer (one channel)\n\n{}\
+                "\n### Client cold start: {} concurrent GetToDo through TokenProvider + BearerLayer (one channel)\n\n{}\n\
                  Cold / warm time to last response: {}.\n",
                 self.args.cold_calls,
                 t.render(),
@@ -992,6 +1041,7 @@ impl Suite {
             tokio::time::sleep(duration).await;
             Some(procfs::cpu_time(&pid)?.saturating_sub(before?))
         });
+        self.wait_quiet().await;
         let mut report = h2load::run(&spec).await?;
         let calls = report.succeeded + report.failed;
         report.server_us_per_call = sampler
