@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tower::{ServiceBuilder, util::BoxCloneServiceLayer};
 
 use crate::{
-    limits::{ClientRateLimit, ShedLayer},
+    limits::{ClientRateLimit, DeadlineLayer, ShedLayer},
     metrics::MetricsLayer,
     service::ToDoApi,
     store::Store,
@@ -29,8 +29,9 @@ pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_HEADER_LIST_BYTES: u32 = 320 * 1024;
 /// Concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
-/// Longest time a call may take before it is cancelled.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time a call may take before it is ended with DEADLINE_EXCEEDED,
+/// unless configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Calls in flight before new ones are shed, unless configured.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1024;
@@ -80,6 +81,9 @@ pub struct ServeOptions {
     /// Per-client (`azp`) rate limit of ToDo calls: calls per second and
     /// burst. Default: none.
     pub client_rate_limit: Option<(f64, u32)>,
+    /// Longest a call may run before it is ended with DEADLINE_EXCEEDED
+    /// (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -88,6 +92,9 @@ impl std::fmt::Debug for ServeOptions {
             .field("tls", &self.tls.is_some())
             .field("mutual_tls", &self.client_ca.is_some())
             .field("readiness_interval", &self.readiness_interval)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("client_rate_limit", &self.client_rate_limit)
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -149,13 +156,18 @@ pub async fn serve(
                 .max_concurrent_calls
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
         ))
+        // Admitted calls get a deadline (the token check included).
+        .layer(DeadlineLayer::new(
+            options.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        ))
         // Every route, health and reflection included, sits behind the
         // authentication layer; it decides which paths are public.
         .layer(auth)
         .service(routes);
 
+    // The deadline is DeadlineLayer's (DEADLINE_EXCEEDED with the limit in
+    // the message); tonic's own `timeout` would answer CANCELLED.
     let mut server = Server::builder()
-        .timeout(REQUEST_TIMEOUT)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -77,6 +77,11 @@ pub struct Args {
     #[arg(long, env = "TODO_MAX_CONCURRENT_CALLS", default_value_t = crate::app::DEFAULT_MAX_CONCURRENT_CALLS)]
     pub max_concurrent_calls: usize,
 
+    /// Longest a call may run, in seconds, before it is ended with
+    /// DEADLINE_EXCEEDED (a client's shorter grpc-timeout still applies).
+    #[arg(long, env = "TODO_REQUEST_TIMEOUT_SECS", default_value_t = crate::app::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+
     /// Per-client (azp) limit of ToDo calls per second (off by default).
     #[arg(long, env = "TODO_CLIENT_RATE_LIMIT")]
     pub client_rate_limit: Option<f64>,

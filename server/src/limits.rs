@@ -1,6 +1,6 @@
 //! Protection against overload: a global cap on calls in flight that sheds
-//! the excess at once (RESOURCE_EXHAUSTED, never an unbounded queue), and an
-//! optional per-client (`azp`) rate limit.
+//! the excess at once (RESOURCE_EXHAUSTED, never an unbounded queue), a
+//! deadline on every call, and an optional per-client (`azp`) rate limit.
 
 use std::{
     collections::HashMap,
@@ -78,6 +78,75 @@ where
             let response = future.await;
             drop(permit);
             response
+        })
+    }
+}
+
+/// Ends any call still running after `limit` with DEADLINE_EXCEEDED.
+///
+/// The call's future is dropped at that point: a change already handed to
+/// the store may still commit (as with any deadline), which is why creates
+/// carry a `request_id` and updates an etag, so a retry is safe. A shorter
+/// `grpc-timeout` sent by the client still applies (tonic enforces it).
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlineLayer {
+    limit: Duration,
+}
+
+impl DeadlineLayer {
+    /// Every call must finish within `limit`.
+    pub fn new(limit: Duration) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The service built by [`DeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for DeadlineService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let limit = self.limit;
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, future).await {
+                Ok(response) => response,
+                Err(_) => {
+                    metrics::counter!("todo_calls_timed_out_total").increment(1);
+                    let status = Status::deadline_exceeded(format!(
+                        "the call did not finish within the server's limit of {} ms",
+                        limit.as_millis()
+                    ));
+                    Ok(status.into_http())
+                }
+            }
         })
     }
 }

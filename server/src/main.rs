@@ -88,6 +88,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         client_rate_limit: args
             .client_rate_limit
             .map(|per_second| (per_second, args.client_rate_burst)),
+        request_timeout: Some(std::time::Duration::from_secs(args.request_timeout_secs)),
     };
     todo_server::serve(listener, store, auth, options, shutdown_signal()).await?;
     tracing::info!("stopped");

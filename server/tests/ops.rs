@@ -1,12 +1,15 @@
 //! What operators rely on: the real `todo-server` binary's metrics, audit
-//! log, liveness and graceful stop; load shedding and per-client rate
-//! limits in front of the store.
+//! log, liveness and graceful stop; load shedding, per-call deadlines,
+//! streams per connection and per-client rate limits in front of the store.
 
 use std::{
     io::{Read, Write},
     process::{Command, Stdio},
-    sync::Arc,
-    time::Duration,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -195,15 +198,43 @@ async fn binary_exposes_metrics_audit_log_liveness_and_stops_gracefully() {
     authority.shutdown().await;
 }
 
-/// A store whose writes take a while, to hold calls in flight.
+/// A store whose creates take `delay` before they write anything, to hold
+/// calls in flight; it records how many were in flight at most.
 struct SlowStore {
     inner: Arc<dyn Store>,
     delay: Duration,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl SlowStore {
+    async fn new(delay: Duration) -> (Arc<Self>, tempfile::TempDir) {
+        let (inner, dir) = sqlite_store().await;
+        let store = SlowStore {
+            inner,
+            delay,
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        };
+        (Arc::new(store), dir)
+    }
+}
+
+/// Counts a create in flight for as long as it lives (dropped on cancel too).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
 impl Store for SlowStore {
     async fn create(&self, new: NewToDo) -> Result<ToDoRecord, StoreError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = InFlight(&self.in_flight);
+        self.peak.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.create(new).await
     }
@@ -237,11 +268,7 @@ impl Store for SlowStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_over_the_cap_are_shed_at_once() {
-    let (inner, _dir) = sqlite_store().await;
-    let store = Arc::new(SlowStore {
-        inner,
-        delay: Duration::from_millis(500),
-    });
+    let (store, _dir) = SlowStore::new(Duration::from_millis(500)).await;
     let server = TestServer::start_with(
         store.clone(),
         todo_server::ServeOptions {
@@ -287,6 +314,112 @@ async fn calls_over_the_cap_are_shed_at_once() {
     assert_eq!((ok, shed), (3, 7));
     // Only the admitted calls wrote anything.
     assert_eq!(store.list(Visibility::All, 0, 100).await.unwrap().len(), 3);
+    server.stop().await;
+}
+
+/// A call that outlives the server's deadline ends with DEADLINE_EXCEEDED
+/// naming the limit, writes nothing, and leaves fast calls alone; a client's
+/// own shorter deadline applies too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_deadline_end_and_write_nothing() {
+    let (store, _dir) = SlowStore::new(Duration::from_secs(5)).await;
+    let server = TestServer::start_with(
+        store.clone(),
+        todo_server::ServeOptions {
+            request_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut client = server.client().await;
+    let caller = format!("app:{APP_OID}");
+
+    let started = Instant::now();
+    let status = client
+        .create_to_do(as_caller(&caller, create("too slow")))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("300 ms"), "{}", status.message());
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "ended at the limit, not after the store's 5 s: {elapsed:?}"
+    );
+
+    // The client's own deadline, shorter than the server's, is honoured.
+    let mut request = as_caller(&caller, create("client deadline"));
+    request.set_timeout(Duration::from_millis(100));
+    let started = Instant::now();
+    let status = client.create_to_do(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(290), "{status:?}");
+
+    // Fast calls pass; the cancelled creates never reached the database.
+    let listed = client
+        .list_to_dos(as_caller(
+            &caller,
+            todo_proto::v1::ListToDosRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.todos.is_empty(), "{listed:?}");
+    assert_eq!(store.in_flight.load(Ordering::SeqCst), 0, "creates dropped");
+    assert!(store.list(Visibility::All, 0, 10).await.unwrap().is_empty());
+    server.stop().await;
+}
+
+/// One connection carries at most 256 calls at once: the server says so in
+/// its HTTP/2 SETTINGS, and a client with 300 calls on one connection gets
+/// 256 served concurrently and the rest as streams free up, all of them OK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_connection_are_capped() {
+    let (store, _dir) = SlowStore::new(Duration::from_millis(400)).await;
+    let server = TestServer::start_with(store.clone(), Default::default()).await;
+
+    // What the server announces, read by a bare HTTP/2 client.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (_send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().expect("ping handle");
+    tokio::select! {
+        pong = ping.ping(h2::Ping::opaque()) => {
+            pong.expect("pong");
+        }
+        result = &mut connection => panic!("connection ended: {result:?}"),
+    }
+    // The SETTINGS frame precedes the server's answer to the ping.
+    assert_eq!(
+        connection.max_concurrent_send_streams(),
+        todo_server::app::MAX_CONCURRENT_STREAMS as usize
+    );
+
+    // What a tonic client on one connection experiences.
+    let channel = server.channel().await;
+    let caller = format!("app:{APP_OID}");
+    const CALLS: usize = 300;
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let mut client = ToDoServiceClient::new(channel.clone());
+            let request = as_caller(&caller, create(&format!("s{i}")));
+            tokio::spawn(async move { client.create_to_do(request).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().expect("every call is served");
+    }
+    assert_eq!(
+        store.peak.load(Ordering::SeqCst),
+        todo_server::app::MAX_CONCURRENT_STREAMS as usize,
+        "the per-connection stream limit, not the global cap (1024), bounds one connection"
+    );
+    assert_eq!(
+        store.list(Visibility::All, 0, 1000).await.unwrap().len(),
+        CALLS
+    );
     server.stop().await;
 }
 
