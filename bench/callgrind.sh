@@ -84,7 +84,7 @@ run() {
   # (near) 100 % and are skipped.
   callgrind_annotate --inclusive=no --threshold=100 "$out" 2>/dev/null \
     | sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \(' | grep -vE '\((100\.0|99\.9[0-9])%\)' \
-    | head -15 | sed -E 's#/root/.cargo/registry/src/[^/]+/##; s# \[[^]]*\]$##' | cut -c1-150
+    | sed -n 1,15p | sed -E 's#/root/.cargo/registry/src/[^/]+/##; s# \[[^]]*\]$##' | cut -c1-150
   echo
 }
 
