@@ -116,6 +116,11 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Small responses (JWKS, tokens) must not wait out Nagle's algorithm
+        // against the client's delayed ACK (~40 ms).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let builder = builder.clone();
         let service = TowerToHyperService::new(app.clone());
