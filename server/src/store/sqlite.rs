@@ -173,7 +173,7 @@ impl SqliteStore {
                 Ok(Some(conn)) => conn,
                 _ => open_reader(&task_pool.path, BUSY_TIMEOUT)?,
             };
-            let result = f(&conn).map_err(internal);
+            let result = f(&conn).map_err(read_error);
             if let Ok(mut idle) = task_pool.idle.lock() {
                 idle.push(conn);
             }
@@ -205,6 +205,19 @@ impl SqliteStore {
             }
             other => other.map_err(internal),
         }
+    }
+}
+
+/// A read's error: still locked after [`BUSY_TIMEOUT`] is a transient
+/// `Unavailable` (the caller may retry); anything else is `Internal`.
+fn read_error(e: rusqlite::Error) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Unavailable(format!(
+            "the SQLite database stayed locked by another connection for {} s: {e}",
+            BUSY_TIMEOUT.as_secs()
+        ))
+    } else {
+        internal(e)
     }
 }
 
@@ -565,6 +578,11 @@ mod tests {
             .unwrap_err();
         assert!(is_busy(&err), "{err:?}");
         assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        let unavailable = read_error(err);
+        assert!(
+            matches!(&unavailable, StoreError::Unavailable(m) if m.contains("stayed locked")),
+            "{unavailable:?}"
+        );
         drop(locker);
         let rows: i64 = reader
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
