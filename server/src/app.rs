@@ -20,7 +20,7 @@ use crate::{
 };
 use todo_proto::v1::to_do_service_server::ToDoServiceServer;
 
-/// Largest request message accepted (64 KiB); larger ones are RESOURCE_EXHAUSTED.
+/// Largest request message accepted (64 KiB); larger ones are OUT_OF_RANGE (tonic's code for it).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest response message sent (a full page of long descriptions fits).
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;

@@ -317,6 +317,52 @@ async fn calls_over_the_cap_are_shed_at_once() {
     server.stop().await;
 }
 
+/// A request message over the server's limit (`MAX_REQUEST_BYTES`, 64 KiB)
+/// is refused before it is decoded, writes nothing, and leaves the
+/// connection usable; one just under the limit reaches the service, whose
+/// own field check answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_refused_and_write_nothing() {
+    let (store, _dir) = SlowStore::new(Duration::ZERO).await;
+    let server = TestServer::start_with(store.clone(), todo_server::ServeOptions::default()).await;
+    let mut client = server.client().await;
+    let caller = format!("app:{APP_OID}");
+
+    let huge = "x".repeat(todo_server::app::MAX_REQUEST_BYTES + 1);
+    let status = client
+        .create_to_do(as_caller(&caller, create(&huge)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("too large") && status.message().contains("65536"),
+        "{}",
+        status.message()
+    );
+
+    let under = "x".repeat(todo_server::app::MAX_REQUEST_BYTES - 64);
+    let status = client
+        .create_to_do(as_caller(&caller, create(&under)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("at most 1024"),
+        "{}",
+        status.message()
+    );
+
+    // The same connection still serves, and only this create was written.
+    client
+        .create_to_do(as_caller(&caller, create("after the big ones")))
+        .await
+        .unwrap();
+    let stored = store.list(Visibility::All, 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].description, "after the big ones");
+    server.stop().await;
+}
+
 /// A call that outlives the server's deadline ends with DEADLINE_EXCEEDED
 /// naming the limit, writes nothing, and leaves fast calls alone; a client's
 /// own shorter deadline applies too.
