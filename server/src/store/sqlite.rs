@@ -10,7 +10,7 @@
 //! Reads use read-only connections, which WAL lets proceed alongside the
 //! writer. Short, bounded reads (a lookup by id, a page of at most
 //! [`INLINE_LIST_ROWS`]) run on the calling task's thread: handing them to
-//! the blocking pool cost more than the query (GetToDo 31.5 → 17.8 µs of
+//! the blocking pool cost more than the query (GetToDo 31.5 → 17.4 µs of
 //! server CPU, BENCHMARKS.md). Those connections have no busy timeout, so
 //! an inline read never waits for a lock: if SQLite answers "busy" (another
 //! process holds the file exclusively), the read is retried on the blocking
@@ -169,15 +169,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the SQLite store is closed".into()))?;
         let task_pool = Arc::clone(&pool);
         tokio::task::spawn_blocking(move || {
-            let conn = match task_pool.idle.lock().map(|mut idle| idle.pop()) {
-                Ok(Some(conn)) => conn,
-                _ => open_reader(&task_pool.path, BUSY_TIMEOUT)?,
-            };
-            let result = f(&conn).map_err(read_error);
-            if let Ok(mut idle) = task_pool.idle.lock() {
-                idle.push(conn);
-            }
-            result
+            with_idle(&task_pool.idle, &task_pool.path, BUSY_TIMEOUT, f)?.map_err(read_error)
         })
         .await
         .map_err(|e| StoreError::Internal(format!("SQLite read task failed: {e}")))?
@@ -190,15 +182,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = match self.inline.lock().map(|mut idle| idle.pop()) {
-            Ok(Some(conn)) => conn,
-            _ => open_reader(&self.path, std::time::Duration::ZERO)?,
-        };
-        let result = f(&conn);
-        if let Ok(mut idle) = self.inline.lock() {
-            idle.push(conn);
-        }
-        match result {
+        match with_idle(&self.inline, &self.path, std::time::Duration::ZERO, &f)? {
             Err(e) if is_busy(&e) => {
                 tracing::debug!("SQLite busy for an inline read; retrying on the blocking pool");
                 self.read(f).await
@@ -206,6 +190,25 @@ impl SqliteStore {
             other => other.map_err(internal),
         }
     }
+}
+
+/// Runs `f` on an idle connection from `idle` (opening one with
+/// `busy_timeout` when none is idle) and puts the connection back.
+fn with_idle<T>(
+    idle: &Mutex<Vec<Connection>>,
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<rusqlite::Result<T>, StoreError> {
+    let conn = match idle.lock().map(|mut idle| idle.pop()) {
+        Ok(Some(conn)) => conn,
+        _ => open_reader(path, busy_timeout)?,
+    };
+    let result = f(&conn);
+    if let Ok(mut idle) = idle.lock() {
+        idle.push(conn);
+    }
+    Ok(result)
 }
 
 /// A read's error: still locked after [`BUSY_TIMEOUT`] is a transient
